@@ -1,0 +1,3 @@
+from .optimizers import BF16AutocastOptimWrapper
+
+__all__ = ['BF16AutocastOptimWrapper']

@@ -1,0 +1,56 @@
+"""mmitpn: Integrally Pre-Trained Transformer Pyramid Networks for OpenMMLab."""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+HERE = osp.dirname(osp.abspath(__file__))
+
+
+def read_requirements(name):
+    """Requirement lines of ``requirements/<name>.txt`` without comments."""
+    with open(osp.join(HERE, 'requirements', name), encoding='utf-8') as f:
+        return [
+            line.strip() for line in f
+            if line.strip() and not line.startswith(('#', '-'))
+        ]
+
+
+def read_version():
+    namespace = {}
+    with open(osp.join(HERE, 'mmitpn', 'version.py'), encoding='utf-8') as f:
+        exec(compile(f.read(), 'version.py', 'exec'), namespace)
+    return namespace['__version__']
+
+
+with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
+    long_description = f.read()
+
+setup(
+    name='mmitpn',
+    version=read_version(),
+    description='Integrally Pre-Trained Transformer Pyramid Networks '
+    '(iTPN) for OpenMMLab',
+    long_description=long_description,
+    long_description_content_type='text/markdown',
+    keywords='computer vision, self-supervised learning, detection, '
+    'segmentation, hierarchical vision transformer',
+    packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    include_package_data=True,
+    python_requires='>=3.9',
+    classifiers=[
+        'Operating System :: OS Independent',
+        'Programming Language :: Python :: 3',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
+    license='Apache License 2.0',
+    # torch and mmcv are ranges, not pins: an environment that already has
+    # working builds keeps them.
+    install_requires=read_requirements('runtime.txt') +
+    read_requirements('mminstall.txt'),
+    extras_require={
+        'tests': read_requirements('tests.txt'),
+        'optional': read_requirements('optional.txt'),
+        'all': read_requirements('tests.txt') +
+        read_requirements('optional.txt'),
+    },
+    zip_safe=False)
