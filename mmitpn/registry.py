@@ -27,6 +27,8 @@ class ScopedRegistry(Registry):
     """
 
     def build(self, cfg, *args, **kwargs):
+        # Register our modules first, or the check below misses them.
+        self.import_from_location()
         obj_type = cfg.get('type') if hasattr(cfg, 'get') else None
         if (isinstance(obj_type, str) and '.' not in obj_type
                 and '_scope_' not in cfg and obj_type in self._module_dict):

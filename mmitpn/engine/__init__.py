@@ -1,3 +1,8 @@
-from .optimizers import BF16AutocastOptimWrapper
+from .hooks import EMATeacherHook
+from .optimizers import (BF16AutocastOptimWrapper,
+                         iTPNLayerDecayOptimWrapperConstructor)
 
-__all__ = ['BF16AutocastOptimWrapper']
+__all__ = [
+    'BF16AutocastOptimWrapper', 'EMATeacherHook',
+    'iTPNLayerDecayOptimWrapperConstructor'
+]

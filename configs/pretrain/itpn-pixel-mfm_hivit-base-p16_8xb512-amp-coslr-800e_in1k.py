@@ -1,0 +1,9 @@
+# iTPN-B pre-trained for 800 epochs on ImageNet-1k by
+# pixel MIM + EMA-teacher MFM (paper §3.3-3.4, Table 7).
+# 8 GPUs x 512 images = batch 4096.
+_base_ = [
+    '../_base_/models/itpn_pretrain_pixel-mfm_hivit-base-p16.py',
+    '../_base_/datasets/imagenet_bs512_itpn-pixel.py',
+    '../_base_/schedules/itpn_pretrain_pixel_adamw_800e.py',
+    '../_base_/pretrain_runtime.py',
+]

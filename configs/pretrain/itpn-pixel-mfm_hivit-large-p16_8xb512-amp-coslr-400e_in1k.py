@@ -1,0 +1,8 @@
+# iTPN-L pre-trained by pixel MIM + EMA-teacher MFM on ImageNet-1k (paper
+# §3.3-3.4, Table 7). 8 GPUs x 512 images = batch 4096.
+_base_ = [
+    '../_base_/models/itpn_pretrain_pixel-mfm_hivit-large-p16.py',
+    '../_base_/datasets/imagenet_bs512_itpn-pixel.py',
+    '../_base_/schedules/itpn_pretrain_pixel_adamw.py',
+    '../_base_/pretrain_runtime.py',
+]

@@ -1,0 +1,8 @@
+# iTPN-B pre-trained for 800 epochs on ImageNet-1k by pixel MIM (Table 7).
+# 8 GPUs x 512 images = batch 4096.
+_base_ = [
+    '../_base_/models/itpn_pretrain_pixel_hivit-base-p16.py',
+    '../_base_/datasets/imagenet_bs512_itpn-pixel.py',
+    '../_base_/schedules/itpn_pretrain_pixel_adamw_800e.py',
+    '../_base_/pretrain_runtime.py',
+]

@@ -1,0 +1,3 @@
+from .itpn import iTPN
+
+__all__ = ['iTPN']

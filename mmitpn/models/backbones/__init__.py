@@ -1,0 +1,3 @@
+from .itpn_hivit import iTPNHiViT
+
+__all__ = ['iTPNHiViT']
