@@ -20,6 +20,11 @@ MMCV_VERSION=2.1.0
 FASHION_MNIST_DIR=/usr/share/datasets/fashion-mnist
 
 say() { printf '[mmitpn env] %s\n' "$*"; }
+# Runs a pip command without the warnings that find-links/index paths lacking
+# a package folder print for every package; real errors still show.
+quiet_pip() {
+    "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
 die() { printf '[mmitpn env] ERROR: %s\n' "$*" >&2; exit 1; }
 
 command -v "$PYTHON" >/dev/null || die "no '$PYTHON' on PATH. Install Python >= 3.9 or set PYTHON=/path/to/python3."
@@ -48,7 +53,7 @@ point_mmitpn_here() {
     where="$(cd /tmp && "$VENV/bin/python" -c 'import mmitpn, os; print(os.path.dirname(os.path.dirname(os.path.abspath(mmitpn.__file__))))' 2>/dev/null || true)"
     if [ "$where" != "$ROOT" ]; then
         say "installing mmitpn from $ROOT (editable)"
-        "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" ||
+        quiet_pip "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" ||
             die "pip could not install mmitpn from $ROOT."
     fi
 }
@@ -104,7 +109,7 @@ fi
 say "creating $VENV (about 5 minutes; 25 more if mmcv must be compiled)"
 rm -rf "$VENV"
 "$PYTHON" -m venv "${venv_flags[@]}" "$VENV"
-PIP=("$VENV/bin/python" -m pip install -q -c "$ROOT/requirements/constraints.txt")
+PIP=(quiet_pip "$VENV/bin/python" -m pip install -q -c "$ROOT/requirements/constraints.txt")
 "${PIP[@]}" --upgrade pip 'setuptools<82' wheel ninja packaging
 
 if ! "$VENV/bin/python" -c 'import torch, torchvision' 2>/dev/null; then
@@ -123,7 +128,10 @@ build_mmcv_wheel() {
         die "no C++ compiler; it is needed to compile mmcv. On Debian/Ubuntu: apt-get install g++."
     work="$(mktemp -d "$CACHE/mmcv-build.XXXXXX")"
     say "downloading the mmcv $MMCV_VERSION sdist"
-    "$VENV/bin/python" -m pip download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$work" ||
+    # Without --no-build-isolation pip prepares the sdist's metadata with the
+    # newest setuptools, which has no pkg_resources for mmcv's setup.py.
+    quiet_pip "$VENV/bin/python" -m pip download -q --no-deps --no-binary :all: \
+        --no-build-isolation "mmcv==$MMCV_VERSION" -d "$work" ||
         die "could not download the mmcv $MMCV_VERSION sdist from PyPI."
     tar xzf "$work"/mmcv-*.tar.gz -C "$work"
     # mmcv's setup.py forces -std=c++17; torch >= 2.10's headers need C++20.

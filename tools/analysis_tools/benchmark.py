@@ -70,9 +70,20 @@ def _build_config_model(path, options):
     from mmengine.registry import DefaultScope, init_default_scope
 
     import mmitpn  # noqa: F401
-    cfg = Config.fromfile(path)
-    cfg.merge_from_dict({k: _literal(v) for k, v in
-                         (o.split('=', 1) for o in options)})
+    if '::' in path:  # a package's config, e.g. mmpretrain::itpn/...
+        from mmengine.hub import get_config
+        cfg = get_config(path)
+    else:
+        cfg = Config.fromfile(path)
+    for option in options:
+        # Assignment, not merging: an override may change a value's type
+        # (e.g. an arch name to an arch dict).
+        keys, value = option.split('=', 1)
+        *parents, last = keys.split('.')
+        node = cfg
+        for key in parents:
+            node = node[key]
+        node[last] = _literal(value)
     scope = cfg.get('default_scope', 'mmpretrain')
     init_default_scope(scope)
     with DefaultScope.overwrite_default_scope(scope):
@@ -120,9 +131,10 @@ class _Runner:
         self.train = args.mode == 'train'
         if self.train:
             self.model.train()
-            init_teacher = getattr(self.model, 'init_teacher', None)
-            if init_teacher is not None:
-                init_teacher()
+            self.ema_teacher = getattr(self.model, 'teacher_mode',
+                                       None) == 'ema'
+            if self.ema_teacher:
+                self.model.init_teacher()
             params = [p for p in self.model.parameters() if p.requires_grad]
             self.optimizer = torch.optim.AdamW(params, lr=1e-4)
             if self.scope == 'timm':
@@ -155,9 +167,8 @@ class _Runner:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        update_teacher = getattr(self.model, 'update_teacher', None)
-        if update_teacher is not None:
-            update_teacher()
+        if self.ema_teacher:
+            self.model.update_teacher()
 
     def step(self):
         if self.train:
