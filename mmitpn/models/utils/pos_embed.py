@@ -54,7 +54,10 @@ def resize_pos_embed(pos_embed: torch.Tensor,
     resamples (and slightly smooths) even an unchanged grid, and the released
     pre-training ran that way.
     """
-    src_grid, dst_grid = tuple(src_grid), tuple(dst_grid)
+    # int(): under jit tracing (e.g. FLOP counting) grid sizes taken from
+    # input shapes are tensors, which interpolate's scale_factor rejects.
+    src_grid = tuple(int(s) for s in src_grid)
+    dst_grid = tuple(int(s) for s in dst_grid)
     if src_grid == dst_grid and not force:
         return pos_embed
     channels = pos_embed.shape[-1]
