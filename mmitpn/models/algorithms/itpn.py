@@ -9,7 +9,7 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 
 from mmitpn.registry import MODELS
 from ..heads.mfm_heads import iTPNCLIPHead, iTPNMFMHead
-from ..utils import (block_masking, build_2d_sincos_pos_embed,
+from ..utils import (block_masking, build_2d_sincos_pos_embed, gather_patches,
                      random_masking, tokens_to_nchw)
 
 # BEiT's block-masking counts are given for a 14x14 patch grid.
@@ -234,9 +234,7 @@ class iTPN(BaseSelfSupervisor):
             feats, _ = teacher.forward_tokens(inputs, ids_keep=ids_keep)
             return feats
         feats, _ = teacher.forward_tokens(inputs)
-        return tuple(
-            f.gather(1, ids_keep[:, :, None, None, None].expand(
-                -1, -1, *f.shape[2:])) for f in feats)
+        return tuple(gather_patches(f, ids_keep) for f in feats)
 
     # Forward ---------------------------------------------------------------
 

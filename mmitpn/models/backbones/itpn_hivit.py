@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from mmitpn.registry import MODELS
 from ..utils.blocks import AttentionBlock, CMLPBlock, PatchMerge
 from ..utils.layout import tokens_to_nchw
+from ..utils.masking import gather_patches
 from ..utils.pos_embed import resize_pos_embed, resize_rel_pos_table
 
 
@@ -417,8 +418,7 @@ class iTPNHiViT(BaseModule):
         x = self.patch_embed(x)
         B = x.shape[0]
         if ids_keep is not None:
-            index = ids_keep[:, :, None, None, None]
-            x = x.gather(1, index.expand(-1, -1, *x.shape[2:]))
+            x = gather_patches(x, ids_keep)
         if mask is not None:
             mask = mask.bool()
             x = torch.where(mask[:, :, None, None, None],
@@ -441,8 +441,7 @@ class iTPNHiViT(BaseModule):
                 force=ids_keep is not None
                 and self.resample_pos_embed_on_drop)
             if ids_keep is not None:
-                pos = pos.expand(B, -1, -1).gather(
-                    1, ids_keep[:, :, None].expand(-1, -1, pos.shape[-1]))
+                pos = gather_patches(pos.expand(B, -1, -1), ids_keep)
             x = x + pos
         x = self.pos_drop(x)
 

@@ -12,6 +12,7 @@ from mmengine.model import BaseModule
 from mmitpn.registry import MODELS
 from ..utils.blocks import CMLPBlock, PatchSplit, init_linear_and_norm
 from ..utils.layout import nchw_to_tokens, tokens_to_nchw
+from ..utils.masking import gather_patches
 
 
 class Conv3x3Block(BaseModule):
@@ -57,9 +58,7 @@ class Conv3x3Block(BaseModule):
                 1, index, y)
         y = nchw_to_tokens(self.conv(tokens_to_nchw(y, grid)), grid)
         if ids_keep is not None:
-            y = y.gather(
-                1, ids_keep[:, :, None, None, None].expand(-1, -1,
-                                                           *y.shape[2:]))
+            y = gather_patches(y, ids_keep)
         return x + self.fc2(self.act(y))
 
 

@@ -35,6 +35,14 @@ def random_masking(noise: torch.Tensor, mask_ratio: float
     return ids_keep, ids_restore, mask
 
 
+def gather_patches(x: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
+    """``(B, N, ...) -> (B, L, ...)``: the patches ``ids_keep`` (``(B, L)``)
+    of each sample, along the patch axis (dim 1), whatever the trailing
+    shape (tokens ``(h, w, C)``, position rows ``(C, )``, ...)."""
+    index = ids_keep.reshape(*ids_keep.shape, *(1, ) * (x.ndim - 2))
+    return x.gather(1, index.expand(-1, -1, *x.shape[2:]))
+
+
 def block_masking(batch_size: int,
                   grid: Tuple[int, int],
                   num_masked: int,
