@@ -18,7 +18,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mmitpn.registry import MODELS
 from ..utils.blocks import AttentionBlock, CMLPBlock, PatchMerge
-from ..utils.layout import tokens_to_nchw
+from ..utils.layout import nchw_to_tokens, tokens_to_nchw
 from ..utils.masking import gather_patches
 from ..utils.pos_embed import resize_pos_embed, resize_rel_pos_table
 
@@ -82,19 +82,13 @@ class PatchEmbed(BaseModule):
                  embed_dims: int, norm_eps: float = 1e-6):
         super().__init__()
         self.patch_size = patch_size
-        self.inner_patches = inner_patches
         kernel = patch_size // inner_patches
         self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride=kernel)
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B = x.shape[0]
-        rows = x.shape[2] // self.patch_size
-        cols = x.shape[3] // self.patch_size
-        r = self.inner_patches
-        x = self.proj(x)
-        x = x.reshape(B, -1, rows, r, cols, r).permute(0, 2, 4, 3, 5, 1)
-        return self.norm(x.reshape(B, rows * cols, r, r, -1))
+        grid = (x.shape[2] // self.patch_size, x.shape[3] // self.patch_size)
+        return self.norm(nchw_to_tokens(self.proj(x), grid))
 
 
 @MODELS.register_module()
