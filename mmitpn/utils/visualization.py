@@ -26,18 +26,6 @@ COLUMN_TITLES = ('original', 'masked', 'patch mean only', 'reconstruction',
                  'recon. + visible')
 
 
-def unpatchify(patches: torch.Tensor, patch_size: int,
-               grid: Tuple[int, int]) -> torch.Tensor:
-    """``(B, N, p * p * c) -> (B, c, H, W)``, inverse of MAE's patchify
-    (per-patch order ``(p, q, c)``, patches in raster order)."""
-    B, N, D = patches.shape
-    p = patch_size
-    rows, cols = grid
-    c = D // (p * p)
-    x = patches.reshape(B, rows, cols, p, p, c).permute(0, 5, 1, 3, 2, 4)
-    return x.reshape(B, c, rows * p, cols * p)
-
-
 def reconstruction_panels(head: torch.nn.Module, images: torch.Tensor,
                           pred: torch.Tensor, mask: torch.Tensor,
                           mean: Sequence[float],
@@ -73,9 +61,10 @@ def reconstruction_panels(head: torch.nn.Module, images: torch.Tensor,
     if head.norm_pix:
         # Unbiased variance and eps as in the norm-pix loss.
         pred = pred * (target.var(-1, keepdim=True) + 1e-6)**.5 + target_mean
-    recon = unpatchify(pred, p, grid)
-    mean_only = unpatchify(target_mean.expand_as(target), p, grid)
-    pixel_mask = unpatchify(mask.float()[..., None].expand_as(target), p, grid)
+    recon = head.unpatchify(pred, grid)
+    mean_only = head.unpatchify(target_mean.expand_as(target), grid)
+    pixel_mask = head.unpatchify(mask.float()[..., None].expand_as(target),
+                                 grid)
 
     mean = images.new_tensor(mean).view(1, -1, 1, 1)
     std = images.new_tensor(std).view(1, -1, 1, 1)

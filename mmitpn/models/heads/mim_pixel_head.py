@@ -147,6 +147,17 @@ class iTPNPixelHead(BaseModule):
         x = x.permute(0, 2, 4, 3, 5, 1)
         return x.reshape(B, (H // p) * (W // p), p * p * C)
 
+    def unpatchify(self, patches: torch.Tensor,
+                   grid: Tuple[int, int]) -> torch.Tensor:
+        """Inverse of :meth:`patchify`: ``(B, N, p * p * c) -> (B, c, H, W)``
+        for a ``grid`` of ``(rows, cols)`` patches."""
+        B, N, D = patches.shape
+        p = self.patch_size
+        rows, cols = grid
+        c = D // (p * p)
+        x = patches.reshape(B, rows, cols, p, p, c).permute(0, 5, 1, 3, 2, 4)
+        return x.reshape(B, c, rows * p, cols * p)
+
     def loss(self, pred: torch.Tensor, images: torch.Tensor,
              mask: torch.Tensor) -> torch.Tensor:
         """MAE loss: per-patch MSE, averaged over masked patches only.
