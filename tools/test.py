@@ -1,4 +1,9 @@
-"""Evaluate a checkpoint with the config's evaluator (top-1, mAP, mIoU, ...)."""
+"""Evaluate a checkpoint with the config's evaluator (top-1, mAP, mIoU, ...).
+
+The checkpoint must fill the model exactly (every key present, none left
+over, same shapes): a test of half-loaded weights would report a number for
+a model that was never trained.
+"""
 import argparse
 import os
 import os.path as osp
@@ -11,7 +16,7 @@ import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
 from mmitpn.utils.train_setup import resolve_work_dir, setup_cpu_distributed
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -29,14 +34,15 @@ def parse_args():
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    """Returns the metrics, e.g. ``{'accuracy/top1': 91.2, ...}``."""
+    args = parse_args(argv)
     for path, what in ((args.config, 'config'), (args.checkpoint,
                                                  'checkpoint')):
         if not osp.isfile(path):
@@ -47,7 +53,6 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
     setup_cpu_distributed(cfg)
-    cfg.load_from = args.checkpoint
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise SystemExit('--out must end with .pkl or .pickle')
@@ -58,9 +63,13 @@ def main():
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
+    # The Runner's own `load_from` loads non-strictly (it only warns).
+    runner.load_checkpoint(args.checkpoint, strict=True)
     metrics = runner.test()
-    print({k: round(float(v), 4) if isinstance(v, float) else v
-           for k, v in metrics.items()})
+    for name, value in metrics.items():
+        print(f'{name}: {value:.4f}' if isinstance(value, float) else
+              f'{name}: {value}')
+    return metrics
 
 
 if __name__ == '__main__':

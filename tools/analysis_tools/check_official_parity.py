@@ -106,7 +106,7 @@ def build_cls(meta: dict, tensors: dict, persistent_pos_embed: bool):
             neck=dict(
                 type='mmitpn.GlobalAvgPoolNorm',
                 in_channels=embed_dim,
-                norm_eps=meta['norm_eps']),
+                norm_cfg=dict(type='LN', eps=meta['norm_eps'])),
             head=dict(
                 type='LinearClsHead',
                 num_classes=_need(meta, 'num_classes'),

@@ -117,6 +117,10 @@ class iTPNLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def add_params(self, params: List[dict], module: nn.Module, **kwargs):
         """Fill ``params`` with one group per (lr scale, weight decay)."""
+        if self.base_wd is None:
+            raise ValueError(
+                'iTPNLayerDecayOptimWrapperConstructor needs an explicit '
+                'optimizer weight_decay (e.g. 0.05); 0 switches it off')
         backbone, prefix = self._find_backbone(module)
         if is_model_wrapper(module):
             module = module.module
