@@ -2,7 +2,7 @@
 # (configs/pretrain/itpn-demo_fashion-mnist.py) on the labelled Fashion-MNIST
 # training set and evaluate on the 10,000 test images. The ImageNet recipe
 # (AdamW, layer-wise lr decay, drop path, relative position bias, label
-# smoothing) at the demo's size: a few minutes on two CPU cores. Mixup,
+# smoothing) at the demo's size. Mixup,
 # CutMix, RandAugment and random erasing are left out: they pay off over
 # long schedules, not over two epochs.
 _base_ = [
@@ -47,10 +47,11 @@ optim_wrapper = dict(
     optimizer=dict(lr=1e-3),
     paramwise_cfg=dict(layer_decay_rate=0.75, decay_rescale_depth=None))
 
-# Iteration-based: warmup, then cosine decay to 1% of the lr; one
-# evaluation on the test set at the end.
-max_iters = 1000
-warmup_iters = 100
+# 400 iterations of 64 images (0.43 epochs, about 2 minutes on two quiet
+# CPU cores); warmup, then cosine decay to 1% of the lr; one evaluation on
+# the test set at the end.
+max_iters = 400
+warmup_iters = 40
 param_scheduler = [
     dict(
         type='LinearLR',

@@ -134,7 +134,7 @@ class FashionMNIST(BaseDataset):
                              f'{len(images)} images in {image_file}')
         return [{
             'img': img,
-            'gt_label': label
+            'gt_label': int(label)
         } for img, label in zip(images, labels)]
 
     def get_data_info(self, idx: int) -> dict:

@@ -176,3 +176,34 @@ def test_test_pipeline_center_crops_at_model_size(path):
     assert out['inputs'].shape == (3, size, size)
     # Official evaluation: short side to size / 0.875 before the crop.
     assert pipeline[1].scale == int(size / 0.875)
+
+
+@pytest.mark.parametrize('name', [
+    'itpn-demo_fashion-mnist_finetune', 'itpn-demo_fashion-mnist_linear'
+])
+def test_demo_config_trains_on_fashion_mnist_samples(name):
+    """Labelled Fashion-MNIST samples through the config's pipelines, data
+    preprocessor and loss (the demo model is small enough to build)."""
+    from mmengine.dataset import default_collate
+    from mmpretrain.registry import DATASETS, MODELS
+
+    from mmitpn.datasets import FashionMNIST
+    try:
+        FashionMNIST.check_files()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    cfg = _load(osp.join(REPO, 'configs', 'cls', f'{name}.py'))
+    raw = FashionMNIST(split='test', indices=4)
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        dataset = DATASETS.build(dict(loader.dataset, indices=4))
+        samples = [dataset[i] for i in range(4)]
+        assert samples[0]['inputs'].shape == (3, 28, 28)
+    assert [int(s['data_samples'].gt_label) for s in samples
+            ] == [int(raw[i]['gt_label']) for i in range(4)]
+
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
+    model.init_weights()
+    batch = model.data_preprocessor(default_collate(samples), training=True)
+    losses = model.loss(batch['inputs'], batch['data_samples'])
+    assert torch.isfinite(losses['loss']) and losses['loss'] > 0
