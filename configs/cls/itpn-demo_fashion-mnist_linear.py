@@ -16,12 +16,16 @@ model = dict(
         loss=dict(_delete_=True, type='CrossEntropyLoss'),
         init_cfg=dict(type='TruncNormal', layer='Linear', std=0.01)))
 
-# Only the head trains; the backbone costs one forward pass per image, so
-# big batches are cheap.
+# Only the head trains, so an iteration costs about one forward pass of the
+# backbone per image: batches of 256, 400 iterations (1.7 epochs).
 train_dataloader = dict(batch_size=256)
+# LARS changes each weight tensor by about eta * lr of its norm per step
+# (eta = 0.001). The ImageNet rate (0.1 per 256 images) is sized for ~7,000
+# steps; over these 400 it leaves the head near its random init (32% test
+# accuracy on features of the 500-iteration demo checkpoint), while lr 16
+# reaches 73% (0.4: 37%, 4: 66%, 64: 75%; measured on pooled features).
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=dict(type='LARS', lr=0.1 * 256 / 256, weight_decay=0.,
-                   momentum=0.9))
+    optimizer=dict(type='LARS', lr=16., weight_decay=0., momentum=0.9))
 auto_scale_lr = dict(base_batch_size=256)
