@@ -2,12 +2,14 @@
 classifiers (init_cfg Pretrained, prefix 'backbone.')."""
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmitpn.models import iTPNHiViT
 from mmitpn.models.utils import resize_pos_embed, resize_rel_pos_table
+from mmitpn.models.utils.checkpoint_loading import PretrainedLoadError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS = osp.join(REPO, 'configs', 'cls')
@@ -99,3 +101,42 @@ def test_224_checkpoint_loads_into_384_model_with_resized_tables(tmp_path):
                                source.blocks[1].mlp.fc1.weight)
     logits = model(torch.randn(1, 3, 384, 384), mode='tensor')
     assert logits.shape == (1, 1000)
+
+
+def test_load_is_reported(tmp_path):
+    path = _save(_demo_pretrain_state_dict(), str(tmp_path / 'pre.pth'))
+    model = _build('itpn-demo_fashion-mnist_finetune.py', path)
+    report = model.backbone.pretrained_report
+    assert report.checkpoint == path and report.prefix == 'backbone.'
+    # Only the relative-position tables, new in fine-tuning, are missing.
+    assert report.missing and all('relative_position_bias_table' in k
+                                  for k in report.missing)
+    assert len(report.missing) == 4  # one per attention block
+
+
+def test_checkpoint_of_another_arch_fails_naming_the_keys(tmp_path):
+    other = iTPNHiViT(arch=dict(TINY_ARCH, embed_dims=64), img_size=28,
+                      patch_size=4)
+    path = _save({f'backbone.{k}': v for k, v in other.state_dict().items()},
+                 str(tmp_path / 'other.pth'))
+    with pytest.raises(PretrainedLoadError) as err:
+        _build('itpn-demo_fashion-mnist_finetune.py', path)
+    message = str(err.value)
+    assert 'another arch' in message
+    assert 'patch_embed.proj.weight' in message
+    assert 'torch.Size([16, 3, 1, 1])' in message  # the checkpoint's shape
+
+
+@pytest.mark.parametrize('keys', ['unprefixed', 'official'])
+def test_checkpoint_without_backbone_keys_fails(tmp_path, keys):
+    state = _demo_pretrain_state_dict()
+    if keys == 'unprefixed':  # e.g. a bare backbone saved without 'backbone.'
+        state = {k[len('backbone.'):]: v for k, v in state.items()
+                 if k.startswith('backbone.')}
+    else:  # an official checkpoint that was not converted
+        state = {'patch_embed.proj.weight': state[
+            'backbone.patch_embed.proj.weight'], 'blocks.0.mlp.fc1.weight':
+                 state['backbone.stage1.0.mlp.fc1.weight']}
+    path = _save(state, str(tmp_path / 'nobackbone.pth'))
+    with pytest.raises(PretrainedLoadError, match='no tensor of .* matches'):
+        _build('itpn-demo_fashion-mnist_finetune.py', path)
