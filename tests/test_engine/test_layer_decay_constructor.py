@@ -172,3 +172,36 @@ def test_frozen_parameters_are_left_out_and_custom_keys_apply():
     assert not any(n.startswith('backbone.patch_embed') for n in groups)
     assert groups['decode_head.conv_seg.weight']['lr'] == pytest.approx(10.)
     assert groups['decode_head.conv_seg.weight']['weight_decay'] == 0.
+
+
+def test_group_table_is_logged_once(monkeypatch):
+    from mmengine.logging import MMLogger
+    messages = []
+    monkeypatch.setattr(MMLogger.get_current_instance(), 'info',
+                        messages.append)
+    model = _upernet()
+    build_groups(model, 0.9, neck_layer_id=13)
+    tables = [m for m in messages if 'layer-wise lr decay' in m]
+    assert len(tables) == 1
+    lines = tables[0].splitlines()[1:]
+    assert lines[0].split() == ['layer', 'lr', 'scale', 'wd', '#', 'modules']
+    rows = [line.split(maxsplit=4) for line in lines[1:]]
+    # Sorted by layer id; the patch embedding (id 0) first at 0.9 ** 15,
+    # with and without weight decay; heads last at scale 1.
+    assert rows[0][:3] == ['0', f'{0.9**15:.5g}', '0']
+    assert any(r[0] == '0' and r[2] == '0.05' for r in rows)
+    assert rows[-1][:2] == ['15', '1']
+    assert rows[0][4] == 'backbone.pos_embed, backbone.patch_embed'
+    assert [r[4] for r in rows if r[0] == '13'] == ['backbone.blocks.10, neck'] * 2
+    assert [r[4] for r in rows if r[0] == '1'] == [
+        'backbone.stage1.0, backbone.merge1'] * 2
+    assert sum(int(r[3]) for r in rows) == sum(
+        1 for p in model.parameters() if p.requires_grad)
+
+
+def test_missing_weight_decay_is_refused():
+    constructor = iTPNLayerDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.)),
+        dict(layer_decay_rate=0.9))
+    with pytest.raises(ValueError, match='weight_decay'):
+        constructor(_upernet())

@@ -1,4 +1,5 @@
 """Layer-wise lr decay for iTPN in a classifier, a detector or a segmentor."""
+import re
 from collections import OrderedDict
 from typing import List, Optional
 
@@ -149,15 +150,22 @@ class iTPNLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             format_group_table(list(groups.values())))
 
 
+def _owner(name: str) -> str:
+    """The part of a parameter name that decides its layer id:
+    ``backbone.blocks.10.attn.qkv.weight`` -> ``backbone.blocks.10``,
+    ``backbone.pos_embed`` -> itself, ``neck.top_proj.bias`` -> ``neck``."""
+    match = re.match(r'(backbone\.[^.]+(?:\.\d+)?)', name)
+    return match.group(1) if match else name.split('.')[0]
+
+
 def format_group_table(groups: List[dict]) -> str:
-    """A table of groups: layer id, lr scale, weight decay, names."""
-    lines = [f'{"layer":>5} {"lr scale":>10} {"wd":>7} {"#":>4}  names']
+    """A table of groups: layer id, lr scale, weight decay, parameter count
+    and the modules they belong to."""
+    lines = [f'{"layer":>5} {"lr scale":>10} {"wd":>7} {"#":>4}  modules']
     for group in sorted(groups, key=lambda g: (g['layer_id'],
                                                 g['weight_decay'])):
-        names = group['names']
-        shown = names[0] if len(names) == 1 else \
-            f'{names[0]} ... {names[-1]}'
+        owners = ', '.join(dict.fromkeys(map(_owner, group['names'])))
         lines.append(f'{group["layer_id"]:>5} {group["lr_scale"]:>10.5g} '
-                     f'{group["weight_decay"]:>7.4g} {len(names):>4}  '
-                     f'{shown}')
+                     f'{group["weight_decay"]:>7.4g} '
+                     f'{len(group["names"]):>4}  {owners}')
     return '\n'.join(lines)
