@@ -113,10 +113,8 @@ def compare_with_scratch(checkpoint, work_dir, data_root=None,
         with open(osp.join(run_dir, 'last_checkpoint')) as f:
             trained = f.read().strip()
         test_dir = osp.join(run_dir, 'test')
-        # The test model needs no pre-trained init: the checkpoint has all.
-        test_options = options + ['model.backbone.init_cfg=None']
         if not _run_tool('test.py', config, trained, '--work-dir', test_dir,
-                         '--cfg-options', *test_options):
+                         *(['--cfg-options', *options] if options else [])):
             print(f'[mmitpn demo] {name} testing failed', file=sys.stderr)
             return None
         # mmengine's LoggerHook writes the test metrics to

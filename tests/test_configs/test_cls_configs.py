@@ -202,7 +202,8 @@ def test_demo_config_trains_on_fashion_mnist_samples(name):
             ] == [int(raw[i]['gt_label']) for i in range(4)]
 
     cfg.model.backbone.init_cfg = None
-    model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
+    model = MODELS.build(
+        dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
     model.init_weights()
     batch = model.data_preprocessor(default_collate(samples), training=True)
     losses = model.loss(batch['inputs'], batch['data_samples'])

@@ -192,7 +192,8 @@ def test_group_table_is_logged_once(monkeypatch):
     assert any(r[0] == '0' and r[2] == '0.05' for r in rows)
     assert rows[-1][:2] == ['15', '1']
     assert rows[0][4] == 'backbone.pos_embed, backbone.patch_embed'
-    assert [r[4] for r in rows if r[0] == '13'] == ['backbone.blocks.10, neck'] * 2
+    assert [r[4] for r in rows
+            if r[0] == '13'] == ['backbone.blocks.10, neck'] * 2
     assert [r[4] for r in rows if r[0] == '1'] == [
         'backbone.stage1.0, backbone.merge1'] * 2
     assert sum(int(r[3]) for r in rows) == sum(
