@@ -64,6 +64,13 @@ def parse_args():
         action='store_true',
         help='stop after pre-training (no fine-tuning / from-scratch '
         'comparison)')
+    parser.add_argument(
+        '--cls-cfg-options',
+        nargs='+',
+        default=[],
+        metavar='KEY=VALUE',
+        help='config overrides for both classification runs and their '
+        'tests, e.g. train_cfg.max_iters=100 train_cfg.val_interval=100')
     return parser.parse_known_args()
 
 
@@ -172,7 +179,8 @@ def main():
     if not args.skip_finetune:
         cls_start = time.time()
         comparison = compare_with_scratch(checkpoint, args.work_dir,
-                                          args.data_root)
+                                          args.data_root,
+                                          args.cls_cfg_options)
         cls_time = time.time() - cls_start
         if comparison is None:
             return 1
@@ -192,8 +200,7 @@ def main():
           f'{stats["loss_mim"]:.4f} (predicting each patch mean: '
           f'{stats["loss_mim_mean_only"]:.4f})')
     if comparison:
-        print('  Fashion-MNIST test accuracy (10,000 images), same training '
-              'budget:')
+        print('  Fashion-MNIST test-set accuracy, same training budget:')
         print(f'    {"":<30s} {"top-1":>7s} {"top-5":>7s}')
         for name, label in (('finetune', 'fine-tuned from pre-training'),
                             ('scratch', 'trained from scratch')):
