@@ -12,7 +12,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
-from mmitpn.utils.train_setup import (enable_amp, resolve_work_dir,
+from mmitpn.utils.train_setup import (enable_amp, registry_errors_explained,
+                                      resolve_auto_resume, resolve_work_dir,
                                       setup_cpu_distributed)
 
 
@@ -73,14 +74,15 @@ def main():
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = resolve_auto_resume(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
-    runner.train()
+    with registry_errors_explained(cfg):
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+            else RUNNERS.build(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

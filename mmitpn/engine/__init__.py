@@ -1,8 +1,10 @@
-from .hooks import EMATeacherHook
+from .hooks import (EMATeacherHook, IterationSeedHook, NonFiniteLossError,
+                    NonFiniteLossHook)
 from .optimizers import (BF16AutocastOptimWrapper,
                          iTPNLayerDecayOptimWrapperConstructor)
 
 __all__ = [
-    'BF16AutocastOptimWrapper', 'EMATeacherHook',
+    'BF16AutocastOptimWrapper', 'EMATeacherHook', 'IterationSeedHook',
+    'NonFiniteLossError', 'NonFiniteLossHook',
     'iTPNLayerDecayOptimWrapperConstructor'
 ]
