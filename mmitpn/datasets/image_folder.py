@@ -39,6 +39,6 @@ class ImageFolder(CustomDataset):
             if not any(self.is_valid_file(f) for f in files):
                 raise FileNotFoundError(
                     f'no images in {where} or its subfolders (looked for '
-                    f'{", ".join(self.extensions)}). {fix}, or add images '
-                    'with one of these extensions.')
+                    f'{", ".join(sorted(self.extensions))}). {fix}, or add '
+                    'images with one of these extensions.')
         return super()._find_samples()

@@ -10,6 +10,8 @@ from typing import List, Optional
 import torch
 from mmengine.registry import Registry
 
+from mmitpn.registry import SCOPE
+
 
 def resolve_work_dir(cfg, config_path, cli_work_dir=None):
     """CLI ``--work-dir`` > ``cfg.work_dir`` > ``work_dirs/<config name>``."""
@@ -124,7 +126,14 @@ def explain_registry_miss(error: KeyError,
     name = type_name.split('.')[-1]
     where = f'{scope}::{registry_name}' if scope else registry_name
     homes = _scopes_registering(name, registry_name)
-    if homes:
+    if SCOPE in homes:
+        # mmpretrain, for one, has its own iTPN classes, with other
+        # arguments and weights than this project's.
+        others = [h for h in homes if h != SCOPE]
+        found = (f"{name} is mmitpn's: write type='{SCOPE}.{name}'" + (
+            f' ({" and ".join(others)} also has a different {name})'
+            if others else '') + '.')
+    elif homes:
         found = (f'{name} is registered in {", ".join(homes)}: write '
                  + ' or '.join(f"type='{s}.{name}'" for s in homes) + '.')
     else:

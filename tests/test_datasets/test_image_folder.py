@@ -34,9 +34,9 @@ def test_finds_images_recursively(tmp_path):
     (tmp_path / 'notes.txt').write_text('not an image')
     dataset = _build(tmp_path)
     assert isinstance(dataset, ImageFolder)
-    assert sorted(osp.relpath(d['img_path'], tmp_path)
-                  for d in dataset.data_list) == ['a/b/z.png', 'a/y.jpg',
-                                                  'x.png']
+    assert sorted(
+        osp.relpath(dataset.get_data_info(i)['img_path'], tmp_path)
+        for i in range(len(dataset))) == ['a/b/z.png', 'a/y.jpg', 'x.png']
     assert dataset[0]['inputs'].shape == (3, 224, 224)
 
 

@@ -81,7 +81,7 @@ def test_stops_naming_iteration_and_term_and_keeps_last_good(tmp_path, bad):
 
 def test_before_any_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLossError,
-                       match='iteration 1:.*no checkpoint was saved'):
+                       match='iteration 1:.*there is no checkpoint in'):
         _train(tmp_path, _DivergingModel(diverge_at=1, bad=math.nan))
 
 

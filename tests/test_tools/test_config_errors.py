@@ -31,8 +31,8 @@ def test_unprefixed_mmitpn_type_in_mmdet_config():
     message = str(err.value)
     assert "'iTPNHiViT' is not in the mmdet::model registry" in message
     assert "default_scope is 'mmdet'" in message
-    assert "iTPNHiViT is registered in mmitpn: write " \
-        "type='mmitpn.iTPNHiViT'" in message
+    assert "iTPNHiViT is mmitpn's: write type='mmitpn.iTPNHiViT' " \
+        '(mmpretrain also has a different iTPNHiViT)' in message
     assert isinstance(err.value, KeyError)  # still what mmengine raised
 
 

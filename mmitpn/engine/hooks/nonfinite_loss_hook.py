@@ -4,6 +4,7 @@ from typing import Dict
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
+from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from mmitpn.registry import HOOKS
 
@@ -53,10 +54,11 @@ class NonFiniteLossHook(Hook):
                 f' (non-finite on {int(bad[i])} of {world_size} ranks)'
                 if world_size > 1 else '')
             for i, name in enumerate(names) if bad[i])
-        last = runner.message_hub.get_info('last_ckpt')
+        # What `--resume` would continue from.
+        last = find_latest_checkpoint(runner.work_dir)
         kept = (f'the last checkpoint, {last}, was saved before it; resume '
                 'from it with --resume' if last else
-                'no checkpoint was saved before it')
+                f'there is no checkpoint in {runner.work_dir} to resume from')
         raise NonFiniteLossError(
             f'non-finite loss at iteration {runner.iter + 1}: {terms}. '
             f'Training stopped and this iteration was not checkpointed; '
