@@ -12,7 +12,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
-from mmitpn.utils.train_setup import (enable_amp, registry_errors_explained,
+from mmitpn.utils.train_setup import (drop_switched_off_hooks, enable_amp,
+                                      registry_errors_explained,
                                       resolve_auto_resume, resolve_work_dir,
                                       setup_cpu_distributed)
 
@@ -64,6 +65,7 @@ def main():
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    drop_switched_off_hooks(cfg)
     setup_cpu_distributed(cfg)
     if args.amp:
         enable_amp(cfg)

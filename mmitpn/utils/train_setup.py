@@ -189,3 +189,25 @@ def resolve_auto_resume(work_dir: str) -> Optional[str]:
         f'{", ".join(present) if present else "none"}. Resume from one with '
         '--resume PATH, or remove the record (or use another --work-dir) to '
         'train from scratch.')
+
+
+# The default hooks mmengine's Runner registers itself; `None` removes them.
+_MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
+                           'param_scheduler', 'checkpoint')
+
+
+def drop_switched_off_hooks(cfg):
+    """Let ``default_hooks.NAME=None`` switch off any default hook.
+
+    mmengine accepts ``None`` only for its own default hooks and fails with
+    a bare AssertionError on others, such as the pre-training runtime's
+    ``check_loss`` and ``iteration_seed``; those entries are removed here.
+    """
+    hooks = cfg.get('default_hooks')
+    if not hooks:
+        return
+    for name in [
+            n for n, hook in hooks.items()
+            if hook is None and n not in _MMENGINE_DEFAULT_HOOKS
+    ]:
+        hooks.pop(name)
