@@ -1,10 +1,11 @@
+from .cpu_distributed import CPUDistributedDataParallel
 from .hooks import (EMATeacherHook, IterationSeedHook, NonFiniteLossError,
                     NonFiniteLossHook)
 from .optimizers import (BF16AutocastOptimWrapper,
                          iTPNLayerDecayOptimWrapperConstructor)
 
 __all__ = [
-    'BF16AutocastOptimWrapper', 'EMATeacherHook', 'IterationSeedHook',
-    'NonFiniteLossError', 'NonFiniteLossHook',
-    'iTPNLayerDecayOptimWrapperConstructor'
+    'BF16AutocastOptimWrapper', 'CPUDistributedDataParallel',
+    'EMATeacherHook', 'IterationSeedHook', 'NonFiniteLossError',
+    'NonFiniteLossHook', 'iTPNLayerDecayOptimWrapperConstructor'
 ]

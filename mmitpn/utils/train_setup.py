@@ -58,14 +58,18 @@ def setup_cpu_distributed(cfg):
             f'--launcher {cfg.launcher} needs GPUs; on a CPU-only machine '
             'use tools/dist_train.sh (--launcher pytorch, gloo backend).')
     import torch.distributed as dist
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = \
-        'gloo'
+    env_cfg = cfg.get('env_cfg') or {}
+    cfg.env_cfg = dict(
+        env_cfg, dist_cfg=dict(env_cfg.get('dist_cfg') or {}, backend='gloo'))
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel',
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper_cfg.get('type', 'MMDistributedDataParallel') == \
+            'MMDistributedDataParallel':
+        # Also turns SyncBN (CUDA only) into BN.
+        wrapper_cfg['type'] = 'mmitpn.CPUDistributedDataParallel'
     wrapper_cfg['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper_cfg
 
