@@ -15,12 +15,14 @@ refused.
 final path, so a kill during the write (preemption, OOM killer, a full disk)
 leaves a truncated file under the name of a good one. Every file written
 through mmengine's local file backend (``LocalBackend.put`` / ``put_text``,
-which is where ``Runner.save_checkpoint`` and ``CheckpointHook`` write) now
-goes to a temporary file in the same folder, is flushed to disk and then
-renamed over the final path: a reader sees the old file or the new one,
-never half of one. ``CheckpointHook`` also deletes the oldest kept checkpoint
-*before* writing the new one (with ``max_keep_ckpts=1`` a crash then leaves
-none); it now deletes it after the new one is written.
+where ``Runner.save_checkpoint`` writes every checkpoint) now goes to a
+temporary file in the same folder, is flushed to disk and then renamed over
+the final path: a reader sees the old file or the new one, never half of
+one. ``CheckpointHook`` also deletes the oldest kept checkpoint *before*
+writing the new one (with ``max_keep_ckpts=1`` a crash then leaves none); it
+now deletes it after the new one is written. (Its few-byte
+``last_checkpoint`` record is still written in place; ``tools/train.py
+--resume`` checks what it names.)
 """
 import os
 import os.path as osp
