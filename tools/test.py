@@ -13,7 +13,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
-from mmitpn.utils.train_setup import resolve_work_dir, setup_cpu_distributed
+from mmitpn.utils.train_setup import (registry_errors_explained,
+                                      resolve_work_dir, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -61,11 +62,12 @@ def main(argv=None):
         cfg.test_evaluator.append(
             dict(type='DumpResults', out_file_path=args.out))
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
-    # The Runner's own `load_from` loads non-strictly (it only warns).
-    runner.load_checkpoint(args.checkpoint, strict=True)
-    metrics = runner.test()
+    with registry_errors_explained(cfg):
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+            else RUNNERS.build(cfg)
+        # The Runner's own `load_from` loads non-strictly (it only warns).
+        runner.load_checkpoint(args.checkpoint, strict=True)
+        metrics = runner.test()
     for name, value in metrics.items():
         print(f'{name}: {value:.4f}' if isinstance(value, float) else
               f'{name}: {value}')
