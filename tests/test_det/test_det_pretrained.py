@@ -1,0 +1,89 @@
+"""A detector built from a det config starts from a pre-training checkpoint:
+backbone and pyramid tensors equal the checkpoint's, and the detector's
+stride 4/8/16 features equal those of the pre-training backbone + pyramid."""
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+
+from mmitpn.models.utils import tokens_to_nchw
+from det_test_utils import REPO_ROOT, tiny_det_cfg
+
+PRETRAIN_DEMO = osp.join(REPO_ROOT, 'configs', 'pretrain',
+                         'itpn-demo_fashion-mnist.py')
+
+
+@pytest.fixture(scope='module')
+def pretrained(tmp_path_factory):
+    """The demo's tiny iTPN pre-training model (same widths as the tiny
+    det config) at patch size 16, saved as a runner checkpoint."""
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(PRETRAIN_DEMO)
+    cfg.merge_from_dict({
+        'model.backbone.patch_size': 16,
+        'model.backbone.img_size': 224,
+        'model.head.patch_size': 16,
+        'model.head.img_size': 224,
+    })
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    model.eval()
+    # pre-trained-looking values, not the init the detector would also get
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'itpn_tiny_pretrain.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return model, path
+
+
+def build_detector(checkpoint):
+    from mmdet.registry import MODELS
+    cfg = tiny_det_cfg()
+    cfg.merge_from_dict({
+        'model.backbone.init_cfg': dict(
+            type='Pretrained', checkpoint=checkpoint, prefix='backbone.'),
+        'model.neck.init_cfg': dict(
+            type='Pretrained', checkpoint=checkpoint, prefix='neck.'),
+    })
+    init_default_scope('mmdet')
+    detector = MODELS.build(cfg.model)
+    detector.init_weights()
+    return detector.eval()
+
+
+def test_backbone_and_pyramid_tensors_equal_the_checkpoint(pretrained):
+    _, path = pretrained
+    state = torch.load(path, map_location='cpu')['state_dict']
+    detector = build_detector(path)
+    for prefix, module in (('backbone.', detector.backbone),
+                           ('neck.', detector.neck)):
+        own = module.state_dict()
+        assert len(own) > 10
+        for name, tensor in own.items():
+            assert torch.equal(tensor, state[prefix + name]), prefix + name
+    # the heads are the detector's own: nothing of the pixel decoder leaks in
+    assert not any(k.startswith('head.') for k in detector.state_dict())
+
+
+def test_detector_features_equal_pretraining_pyramid(pretrained):
+    model, path = pretrained
+    detector = build_detector(path)
+    image = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        det_feats = detector.extract_feat(image)
+        stages, _ = model.backbone.forward_tokens(image)
+        pyramid = model.neck.forward_tokens(*stages)
+    grid = (64 // 16, 96 // 16)
+    assert len(det_feats) == 5
+    for level, (det, tokens) in enumerate(zip(det_feats, pyramid)):
+        stride = 4 * 2**level
+        assert det.shape == (1, 64, 64 // stride, 96 // stride)
+        torch.testing.assert_close(det, tokens_to_nchw(tokens, grid),
+                                   rtol=1e-5, atol=1e-5)
+    # the RPN's stride-32/64 levels: parameter-free 2x2 average pooling
+    torch.testing.assert_close(det_feats[3], F.avg_pool2d(det_feats[2], 2))
+    torch.testing.assert_close(det_feats[4], F.avg_pool2d(det_feats[3], 2))
