@@ -1,7 +1,9 @@
 """A detector built from a det config starts from a pre-training checkpoint:
 backbone and pyramid tensors equal the checkpoint's, and the detector's
 stride 4/8/16 features equal those of the pre-training backbone + pyramid."""
+import json
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -11,6 +13,11 @@ from mmengine.registry import DefaultScope, init_default_scope
 
 from mmitpn.models.utils import tokens_to_nchw
 from det_test_utils import REPO_ROOT, tiny_det_cfg
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'model_converters'))
+import official2mmitpn  # noqa: E402
+from check_official_parity import backbone_kwargs, pyramid_kwargs  # noqa
 
 PRETRAIN_DEMO = osp.join(REPO_ROOT, 'configs', 'pretrain',
                          'itpn-demo_fashion-mnist.py')
@@ -42,13 +49,11 @@ def pretrained(tmp_path_factory):
 
 def build_detector(checkpoint):
     from mmdet.registry import MODELS
-    cfg = tiny_det_cfg()
-    cfg.merge_from_dict({
-        'model.backbone.init_cfg': dict(
-            type='Pretrained', checkpoint=checkpoint, prefix='backbone.'),
-        'model.neck.init_cfg': dict(
-            type='Pretrained', checkpoint=checkpoint, prefix='neck.'),
-    })
+    cfg = tiny_det_cfg()  # trains from scratch: init_cfg None
+    cfg.model.backbone.init_cfg = dict(
+        type='Pretrained', checkpoint=checkpoint, prefix='backbone.')
+    cfg.model.neck.init_cfg = dict(
+        type='Pretrained', checkpoint=checkpoint, prefix='neck.')
     init_default_scope('mmdet')
     detector = MODELS.build(cfg.model)
     detector.init_weights()
@@ -87,3 +92,36 @@ def test_detector_features_equal_pretraining_pyramid(pretrained):
     # the RPN's stride-32/64 levels: parameter-free 2x2 average pooling
     torch.testing.assert_close(det_feats[3], F.avg_pool2d(det_feats[2], 2))
     torch.testing.assert_close(det_feats[4], F.avg_pool2d(det_feats[3], 2))
+
+
+def test_official_det_checkpoint_converts_and_loads(official_ref_dir,
+                                                    tmp_path):
+    """The official det fixture (backbone with in-backbone pyramid), converted
+    by the converter tool and loaded through the config's init_cfg prefixes,
+    gives the official stride 4/8/16 maps."""
+    folder = osp.join(official_ref_dir, 'fixtures', 'det_pixel')
+    with open(osp.join(folder, 'meta.json')) as f:
+        meta = json.load(f)
+    tensors = torch.load(osp.join(folder, 'tensors.pt'), map_location='cpu')
+    converted = str(tmp_path / 'det_pixel_mmitpn.pth')
+    official2mmitpn.main([osp.join(folder, 'official.pth'), converted])
+
+    from mmdet.registry import MODELS
+    cfg = tiny_det_cfg()
+    cfg.model.backbone.update(
+        backbone_kwargs(meta, (0, 1, 2)),
+        init_cfg=dict(type='Pretrained', checkpoint=converted,
+                      prefix='backbone.'))
+    cfg.model.neck.update(
+        pyramid_kwargs(meta, num_outs=5),
+        init_cfg=dict(type='Pretrained', checkpoint=converted,
+                      prefix='neck.'))
+    init_default_scope('mmdet')
+    detector = MODELS.build(cfg.model)
+    detector.init_weights()
+    detector.eval()
+    with torch.no_grad():
+        feats = detector.extract_feat(tensors['input'].float())
+    for ours, expected in zip(feats[:3], tensors['features'][:3]):
+        torch.testing.assert_close(ours, expected.float(), rtol=1e-4,
+                                   atol=1e-4)

@@ -17,8 +17,8 @@ itpn_backbone = dict(
     use_abs_pos_embed=True,
     use_rel_pos_bias=False,
     out_indices=(0, 1, 2),
-    # Gradient checkpointing of every block: about 3x less activation memory
-    # at 1333x800 for ~30% more time per step; off by default.
+    # True: gradient checkpointing of every block (activations recomputed in
+    # the backward pass), for memory at detection resolution.
     with_cp=False)
 itpn_pyramid = dict(
     _delete_=True,
