@@ -12,6 +12,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
 from mmitpn.models.utils import tokens_to_nchw
+from mmitpn.models.utils.checkpoint_loading import PretrainedLoadError
 from det_test_utils import REPO_ROOT, tiny_det_cfg
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
@@ -70,8 +71,25 @@ def test_backbone_and_pyramid_tensors_equal_the_checkpoint(pretrained):
         assert len(own) > 10
         for name, tensor in own.items():
             assert torch.equal(tensor, state[prefix + name]), prefix + name
+        # the checked loader's report: every tensor of the module loaded
+        report = module.pretrained_report
+        assert (report.checkpoint, report.prefix) == (path, prefix)
+        assert sorted(report.loaded) == sorted(own) and not report.missing
     # the heads are the detector's own: nothing of the pixel decoder leaks in
     assert not any(k.startswith('head.') for k in detector.state_dict())
+
+
+def test_config_asking_for_a_pretrained_neck_fails_when_none_loads(
+        pretrained, tmp_path):
+    """A checkpoint without the pyramid (e.g. a classifier's) must not leave
+    the detector's neck silently random."""
+    _, path = pretrained
+    state = torch.load(path, map_location='cpu')['state_dict']
+    no_neck = str(tmp_path / 'backbone_only.pth')
+    torch.save({'state_dict': {k: v for k, v in state.items()
+                               if k.startswith('backbone.')}}, no_neck)
+    with pytest.raises(PretrainedLoadError, match="prefix 'neck.'"):
+        build_detector(no_neck)
 
 
 def test_detector_features_equal_pretraining_pyramid(pretrained):
@@ -120,6 +138,9 @@ def test_official_det_checkpoint_converts_and_loads(official_ref_dir,
     detector = MODELS.build(cfg.model)
     detector.init_weights()
     detector.eval()
+    for module in (detector.backbone, detector.neck):
+        report = module.pretrained_report
+        assert report.loaded and not report.missing and not report.unused
     with torch.no_grad():
         feats = detector.extract_feat(tensors['input'].float())
     for ours, expected in zip(feats[:3], tensors['features'][:3]):
