@@ -88,12 +88,6 @@ def fixed_proposals(num, height, width, seed=0):
     return torch.cat([corners.min(1).values, corners.max(1).values], dim=1)
 
 
-def is_two_stage_detector(model):
-    return all(
-        getattr(model, name, None) is not None
-        for name in ('rpn_head', 'roi_head', 'extract_feat'))
-
-
 def dummy_data_samples(scope, height, width):
     """What each codebase's 'tensor' forward needs besides the image."""
     metainfo = dict(
@@ -122,7 +116,9 @@ def count_complexity(cfg, height, width, conv_linear_only=False,
         model = MODELS.build(cfg.model)
     model.eval()
     data_samples = dummy_data_samples(scope, height, width)
-    if scope == 'mmdet' and is_two_stage_detector(model):
+    two_stage = getattr(model, 'with_rpn', False) and getattr(
+        model, 'with_roi_head', False)
+    if scope == 'mmdet' and two_stage:
         wrapped = _TwoStageDummyForward(
             model, data_samples, fixed_proposals(num_proposals, height, width))
     else:
