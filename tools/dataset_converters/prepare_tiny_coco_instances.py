@@ -1,8 +1,8 @@
-"""Build a small real instance-segmentation set in COCO format, offline.
+"""Build a small real instance-segmentation set in COCO format from the data
+files of two PyPI wheels (no network once the wheels are cached).
 
-The images and instance masks come from the data files of two PyPI wheels
-(see ``../shared/reference/data/NOTES.md`` (b)), read straight from the
-wheels without installing or importing the packages:
+Images and instance masks are read straight from the wheels; neither
+package is installed or imported:
 
 - ``stardist==0.9.2``: a 512x512 fluorescence image of cell nuclei (DSB2018 /
   BBBC038) with its instance label map, cut into 4x4 tiles of 128x128
@@ -11,7 +11,7 @@ wheels without installing or importing the packages:
   diningtable) and an ARC2017 photo (8 masks of 8 objects; only the visible
   part of each object is its mask).
 
-Result: 18 images, about 180 masks, 13 categories, masks as COCO RLE::
+Result: 18 images, 181 masks, 13 categories, masks as COCO RLE::
 
     OUT_DIR/images/*.png|jpg
     OUT_DIR/annotations/instances.json
