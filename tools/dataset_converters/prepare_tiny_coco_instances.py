@@ -119,7 +119,7 @@ def coco_annotation(mask: np.ndarray, ann_id: int, image_id: int,
 
 def stardist_samples(wheel_path: str, tile: int,
                      min_area: int) -> List[Tuple[str, Image.Image, list]]:
-    """(file name, image, [(class name, mask)]) per tile of the nuclei image."""
+    """(file name, image, [(class name, mask)]) per tile of the nuclei."""
     with zipfile.ZipFile(wheel_path) as wheel:
         image = np.array(Image.open(io.BytesIO(
             wheel.read('stardist/data/images/img2d.tif'))))
