@@ -12,7 +12,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
 from mmitpn.models.utils import tokens_to_nchw
-from mmitpn.models.utils.checkpoint_loading import PretrainedLoadError
+from mmitpn.models.utils.checkpoint_loading import (PretrainedLoadError,
+                                                    read_state_dict)
 from det_test_utils import REPO_ROOT, tiny_det_cfg
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
@@ -112,16 +113,17 @@ def test_detector_features_equal_pretraining_pyramid(pretrained):
     torch.testing.assert_close(det_feats[4], F.avg_pool2d(det_feats[3], 2))
 
 
-def test_official_det_checkpoint_converts_and_loads(official_ref_dir,
-                                                    tmp_path):
-    """The official det fixture (backbone with in-backbone pyramid), converted
-    by the converter tool and loaded through the config's init_cfg prefixes,
-    gives the official stride 4/8/16 maps."""
-    folder = osp.join(official_ref_dir, 'fixtures', 'det_pixel')
+@pytest.mark.parametrize('fixture', ['det_pixel', 'pretrain_pixel'])
+def test_official_checkpoint_converts_and_loads(official_ref_dir, tmp_path,
+                                                fixture):
+    """Official det and pre-training checkpoints (small fixtures of the
+    official classes), converted by the converter tool, fill backbone and
+    pyramid through the config's init_cfg prefixes; the det one then gives
+    the official stride 4/8/16 maps."""
+    folder = osp.join(official_ref_dir, 'fixtures', fixture)
     with open(osp.join(folder, 'meta.json')) as f:
         meta = json.load(f)
-    tensors = torch.load(osp.join(folder, 'tensors.pt'), map_location='cpu')
-    converted = str(tmp_path / 'det_pixel_mmitpn.pth')
+    converted = str(tmp_path / f'{fixture}_mmitpn.pth')
     official2mmitpn.main([osp.join(folder, 'official.pth'), converted])
 
     from mmdet.registry import MODELS
@@ -138,11 +140,18 @@ def test_official_det_checkpoint_converts_and_loads(official_ref_dir,
     detector = MODELS.build(cfg.model)
     detector.init_weights()
     detector.eval()
-    for module in (detector.backbone, detector.neck):
+    state = read_state_dict(converted)
+    for prefix, module in (('backbone.', detector.backbone),
+                           ('neck.', detector.neck)):
         report = module.pretrained_report
         assert report.loaded and not report.missing and not report.unused
-    with torch.no_grad():
-        feats = detector.extract_feat(tensors['input'].float())
-    for ours, expected in zip(feats[:3], tensors['features'][:3]):
-        torch.testing.assert_close(ours, expected.float(), rtol=1e-4,
-                                   atol=1e-4)
+        for name, tensor in module.state_dict().items():
+            assert torch.equal(tensor, state[prefix + name]), prefix + name
+    if fixture == 'det_pixel':
+        tensors = torch.load(osp.join(folder, 'tensors.pt'),
+                             map_location='cpu')
+        with torch.no_grad():
+            feats = detector.extract_feat(tensors['input'].float())
+        for ours, expected in zip(feats[:3], tensors['features'][:3]):
+            torch.testing.assert_close(ours, expected.float(), rtol=1e-4,
+                                       atol=1e-4)
