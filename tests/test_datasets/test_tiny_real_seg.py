@@ -158,7 +158,7 @@ def test_written_set_loads_with_mmseg_pipeline(wheels, tmp_path):
                          seg_map_path='annotations/validation'),
         pipeline=[
             dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations', reduce_zero_label=True),
+            dict(type='LoadAnnotations'),
             dict(type='PackSegInputs')
         ]))
     assert dataset.metainfo['classes'] == CLASSES

@@ -7,7 +7,6 @@
 # LayerNorm eps 1e-5 as in the official det/seg backbones.
 _base_ = 'mmseg::_base_/models/upernet_beit.py'
 
-crop_size = (512, 512)
 backbone_dims = (128, 256, 512)  # stride 4, 8, 16
 fpn_dim = 256
 # Strides 4, 8, 16, 32: [384, 512, 768, 768].
@@ -16,12 +15,13 @@ level_channels = [fpn_dim + c for c in backbone_dims] + [fpn_dim + backbone_dims
 model = dict(
     # Inputs whose sides are not multiples of the patch size are padded at
     # test time (the logits are cropped back).
-    data_preprocessor=dict(size=crop_size, test_cfg=dict(size_divisor=16)),
+    data_preprocessor=dict(
+        size=(512, 512), test_cfg=dict(size_divisor=16)),
     backbone=dict(
         _delete_=True,
         type='mmitpn.iTPNHiViT',
         arch='base',
-        img_size=crop_size,
+        img_size=(512, 512),
         patch_size=16,
         drop_path_rate=0.1,
         norm_eps=1e-5,
@@ -42,4 +42,4 @@ model = dict(
     decode_head=dict(
         in_channels=level_channels, channels=768, num_classes=150),
     auxiliary_head=dict(in_channels=level_channels[2], num_classes=150),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
