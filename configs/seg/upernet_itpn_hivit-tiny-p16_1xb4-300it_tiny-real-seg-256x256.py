@@ -1,7 +1,7 @@
 # A few-minute CPU overfit run of the iTPN UPerNet on the small real set
 # (make the data with tools/dataset_converters/prepare_tiny_real_seg.py):
 # the iTPN-B recipe with the tiny backbone (HiViT 1-1-12, C=192), narrow
-# heads, 256x256 crops and 400 iterations from scratch (no pre-training).
+# heads, 256x256 crops and 300 iterations from scratch (no pre-training).
 _base_ = [
     '../_base_/models/upernet_itpn_hivit-base-p16.py',
     '../_base_/datasets/tiny-real-seg_256x256.py',
@@ -27,8 +27,8 @@ model = dict(
         num_classes=num_classes),
     test_cfg=dict(crop_size=crop_size, stride=(171, 171)))
 
-max_iters = 400
-warmup_iters = 40
+max_iters = 300
+warmup_iters = 30
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(
