@@ -18,6 +18,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mmitpn.registry import MODELS
 from ..utils.blocks import AttentionBlock, CMLPBlock, PatchMerge
+from ..utils.checkpoint_loading import PretrainedCheckedModule
 from ..utils.layout import nchw_to_tokens, tokens_to_nchw
 from ..utils.masking import gather_patches
 from ..utils.pos_embed import resize_pos_embed, resize_rel_pos_table
@@ -92,7 +93,7 @@ class PatchEmbed(BaseModule):
 
 
 @MODELS.register_module()
-class iTPNHiViT(BaseModule):
+class iTPNHiViT(PretrainedCheckedModule):
     """iTPN's HiViT backbone: C-MLP stem stages plus a plain-ViT stage 3.
 
     Architectures (``arch``); stage widths are ``C/4, C/2, C``:
@@ -150,7 +151,9 @@ class iTPNHiViT(BaseModule):
             following merges, stage 3 including ``pos_embed`` and
             ``mask_token``.
         with_cp (bool): Gradient checkpointing of every block in training.
-        init_cfg (dict, optional): mmengine init config.
+        init_cfg (dict, optional): mmengine init config; a ``Pretrained``
+            one is loaded and checked by
+            :func:`~mmitpn.models.utils.checkpoint_loading.load_pretrained`.
     """
 
     arch_zoo = {

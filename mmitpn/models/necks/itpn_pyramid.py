@@ -11,6 +11,7 @@ from mmengine.model import BaseModule
 
 from mmitpn.registry import MODELS
 from ..utils.blocks import CMLPBlock, PatchSplit, init_linear_and_norm
+from ..utils.checkpoint_loading import PretrainedCheckedModule
 from ..utils.layout import nchw_to_tokens, tokens_to_nchw
 from ..utils.masking import gather_patches
 
@@ -63,7 +64,7 @@ class Conv3x3Block(BaseModule):
 
 
 @MODELS.register_module()
-class iTPNPyramid(BaseModule):
+class iTPNPyramid(PretrainedCheckedModule):
     """Top-down pyramid with C-MLP fusion and learned 2x upsampling.
 
     With ``C3`` the stage-3 feature and ``F2``/``F1`` the stage-2/1 features::
@@ -95,7 +96,10 @@ class iTPNPyramid(BaseModule):
             of the same stride along channels (official seg; NCHW only).
         fusion_block (str): ``'cmlp'`` (paper, official) or ``'conv3x3'``
             (Table 6 ablation).
-        init_cfg (dict, optional): mmengine init config.
+        init_cfg (dict, optional): mmengine init config; a ``Pretrained``
+            one (``prefix='neck.'`` for mmitpn checkpoints) is loaded and
+            checked by
+            :func:`~mmitpn.models.utils.checkpoint_loading.load_pretrained`.
     """
 
     def __init__(self,
