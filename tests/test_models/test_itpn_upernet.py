@@ -238,48 +238,99 @@ def test_layer_decay_from_config(name):
                if not n.startswith('backbone.'))
 
 
-def _tiny_pretraining_checkpoint(path):
-    """A runner checkpoint of a tiny pixel pre-training model (random
-    values), with relative position tables on its 4x4 patch grid."""
+TINY_ARCH = dict(embed_dims=64, stem_depths=(1, 1), depth=2, num_heads=2)
+
+
+def _random_values(state):
     torch.manual_seed(1)
-    pretrain = MMITPN_MODELS.build(dict(
+    return {k: torch.randn_like(v) if v.is_floating_point() else v
+            for k, v in state.items()}
+
+
+def _pixel_pretraining_state():
+    """A tiny pixel pre-training model (no relative position bias, as the
+    official pixel pre-training), 64 px input: 4x4 patch grid."""
+    return MMITPN_MODELS.build(dict(
         type='iTPN',
-        backbone=dict(type='iTPNHiViT', arch=dict(
-            embed_dims=64, stem_depths=(1, 1), depth=2, num_heads=2),
-            img_size=64, use_rel_pos_bias=True),
+        backbone=dict(type='iTPNHiViT', arch=TINY_ARCH, img_size=64),
         neck=dict(type='iTPNPyramid', in_channels=(16, 32, 64),
                   out_channels=32, fpn_depth=2),
         head=dict(type='iTPNPixelHead', in_channels=32, embed_dims=32,
-                  depth=1, num_heads=2, img_size=64)))
-    state = {k: torch.randn_like(v) if v.is_floating_point() else v
-             for k, v in pretrain.state_dict().items()}
-    save_checkpoint({'state_dict': state, 'meta': dict(iter=1)}, path)
+                  depth=1, num_heads=2, img_size=64))).state_dict()
+
+
+def _clip_pretraining_state():
+    """The parts of a tiny CLIP pre-training model that matter here: a
+    backbone with relative position bias, layer scale and mask tokens, a
+    pyramid with fpn_depth 1, and head weights."""
+    backbone = MMITPN_MODELS.build(dict(
+        type='iTPNHiViT', arch=TINY_ARCH, img_size=64, use_rel_pos_bias=True,
+        layer_scale_init_value=0.1, use_mask_token=True))
+    neck = MMITPN_MODELS.build(dict(
+        type='iTPNPyramid', in_channels=(16, 32, 64), out_channels=32,
+        fpn_depth=1))
+    state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    state.update({f'neck.{k}': v for k, v in neck.state_dict().items()})
+    state['mfm_head.lm_head.weight'] = torch.zeros(8, 32)
     return state
 
 
-def test_backbone_and_neck_load_from_pretraining_checkpoint(tmp_path):
+@pytest.mark.parametrize('kind', ['pixel', 'clip'])
+def test_backbone_and_neck_load_from_pretraining_checkpoint(tmp_path, kind):
+    """A runner checkpoint of pre-training fills backbone and pyramid
+    (tensors equal, position tables resized to the 512-input grid); the
+    loading report names what stayed at its initialisation."""
     path = str(tmp_path / 'pretrain.pth')
-    state = _tiny_pretraining_checkpoint(path)
-    model = build_segmentor(tiny_cfg(checkpoint=path).model)
+    state = _random_values(_pixel_pretraining_state() if kind == 'pixel'
+                           else _clip_pretraining_state())
+    save_checkpoint({'state_dict': state, 'meta': dict(iter=1)}, path)
+    name = 'pixel-b' if kind == 'pixel' else 'clip-b'
+    model = build_segmentor(tiny_cfg(name, checkpoint=path).model)
     model.init_weights()
     loaded = model.state_dict()
 
-    neck = {k: v for k, v in state.items() if k.startswith('neck.')}
-    assert neck and set(neck) == {k for k in loaded if k.startswith('neck.')}
-    for key, value in neck.items():
-        assert torch.equal(loaded[key], value), key
+    for part in ('backbone', 'neck'):
+        ours = {k for k in loaded if k.startswith(part + '.')}
+        given = {k for k in state if k.startswith(part + '.')}
+        report = getattr(model, part).pretrained_report
+        assert report.checkpoint == path and report.prefix == part + '.'
+        assert {f'{part}.{k}' for k in report.loaded} == ours & given
+        assert {f'{part}.{k}' for k in report.missing} == ours - given
+        assert {f'{part}.{k}' for k in report.unused} == given - ours
+        for key in ours & given:
+            value = state[key]
+            if key.endswith('pos_embed'):  # 4x4 grid -> 32x32 (512 input)
+                value = resize_pos_embed(value, (4, 4), (32, 32))
+            elif key.endswith('relative_position_bias_table'):
+                assert value.shape == (7 * 7, 2)
+                value = resize_rel_pos_table(value, (4, 4), (32, 32))
+                assert value.shape == (63 * 63, 2)
+            assert torch.equal(loaded[key], value), key
 
-    backbone = {k: v for k, v in state.items() if k.startswith('backbone.')}
-    assert set(backbone) == {
-        k for k in loaded if k.startswith('backbone.')}
-    for key, value in backbone.items():
-        if key.endswith('pos_embed'):  # 4x4 grid -> 32x32 (512 input)
-            value = resize_pos_embed(value, (4, 4), (32, 32))
-        elif key.endswith('relative_position_bias_table'):
-            assert value.shape == (7 * 7, 2)
-            value = resize_rel_pos_table(value, (4, 4), (32, 32))
-            assert value.shape == (63 * 63, 2)
-        assert torch.equal(loaded[key], value), key
+    backbone = model.backbone.pretrained_report
+    neck = model.neck.pretrained_report
+    if kind == 'pixel':
+        # Pixel pre-training has no relative position tables.
+        assert sorted(backbone.missing) == [
+            f'blocks.{i}.attn.relative_position_bias_table' for i in (0, 1)]
+        assert not backbone.unused and not neck.missing and not neck.unused
+    else:
+        assert not backbone.missing
+        assert sorted(backbone.unused) == ['mask_token', 'stem_mask_token']
+        # fpn_depth 1 in pre-training, 2 in seg.
+        assert {k.split('.')[0] + '.' + k.split('.')[1]
+                for k in neck.missing} == {'fuse_s8.1', 'fuse_s4.1'}
+        assert not neck.unused
+
+
+def test_checkpoint_of_another_width_is_refused(tmp_path):
+    from mmitpn.models.utils.checkpoint_loading import PretrainedLoadError
+    path = str(tmp_path / 'pretrain.pth')
+    save_checkpoint({'state_dict': _pixel_pretraining_state()}, path)
+    cfg = tiny_cfg(embed_dims=128, checkpoint=path)
+    model = build_segmentor(cfg.model)
+    with pytest.raises(PretrainedLoadError, match='other shapes'):
+        model.init_weights()
 
 
 def _tiny_official_seg_state_dict(key_file):
@@ -336,6 +387,9 @@ def test_official_seg_checkpoint_converts_and_loads(official_ref_dir,
 
     ours = {k for k in loaded if k.startswith(('backbone.', 'neck.'))}
     assert set(converted) == ours
+    for part in (model.backbone, model.neck):
+        report = part.pretrained_report
+        assert report.loaded and not report.missing and not report.unused
     for key, value in converted.items():
         if key == 'backbone.pos_embed':  # official 14x14 table
             value = resize_pos_embed(value, (14, 14), (16, 16))
