@@ -3,7 +3,7 @@
 _base_ = [
     '../_base_/models/upernet_itpn_hivit-base-p16.py',
     '../_base_/datasets/ade20k_bs2_512x512.py',
-    '../_base_/schedules/itpn_seg_adamw_160k.py',
+    '../_base_/schedules/itpn-seg_adamw_160k.py',
     'mmseg::_base_/default_runtime.py',
 ]
 

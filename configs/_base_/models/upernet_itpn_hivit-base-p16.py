@@ -10,7 +10,8 @@ _base_ = 'mmseg::_base_/models/upernet_beit.py'
 backbone_dims = (128, 256, 512)  # stride 4, 8, 16
 fpn_dim = 256
 # Strides 4, 8, 16, 32: [384, 512, 768, 768].
-level_channels = [fpn_dim + c for c in backbone_dims] + [fpn_dim + backbone_dims[-1]]
+level_channels = [fpn_dim + c for c in backbone_dims] + \
+    [fpn_dim + backbone_dims[-1]]
 
 model = dict(
     # Inputs whose sides are not multiples of the patch size are padded at
