@@ -31,7 +31,7 @@ SEG_CONFIGS = {
     'clip-l': 'upernet_itpn-clip-l_hivit-large-p16_8xb2-amp-160k_'
     'ade20k-512x512.py',
 }
-TINY_CONFIG = 'upernet_itpn_hivit-tiny-p16_1xb4-300it_tiny-real-seg-256x256.py'
+TINY_CONFIG = 'upernet_itpn_hivit-tiny-p16_1xb4-400it_tiny-real-seg-256x256.py'
 # Official values (reference NOTES §5): level channels, drop path, layer
 # scale, layer decay.
 EXPECTED = {

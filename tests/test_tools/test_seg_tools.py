@@ -15,7 +15,7 @@ from mmitpn.datasets.tiny_real_seg import CLASSES
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(
     REPO, 'configs', 'seg',
-    'upernet_itpn_hivit-tiny-p16_1xb4-300it_tiny-real-seg-256x256.py')
+    'upernet_itpn_hivit-tiny-p16_1xb4-400it_tiny-real-seg-256x256.py')
 
 
 def _write_synthetic_set(root):

@@ -2,7 +2,7 @@
 # (make the data with tools/dataset_converters/prepare_tiny_real_seg.py):
 # the ADE20K model and schedule (same bases, layer-wise lr decay 0.9) with
 # the tiny backbone (HiViT 1-1-12, C=192), narrow heads, 256x256 crops and
-# 300 iterations from scratch at lr 1e-3 (no pre-training).
+# 400 iterations from scratch at lr 1e-3 (no pre-training).
 _base_ = [
     '../_base_/models/upernet_itpn_hivit-base-p16.py',
     '../_base_/datasets/tiny-real-seg_256x256.py',
@@ -28,8 +28,8 @@ model = dict(
         num_classes=num_classes),
     test_cfg=dict(crop_size=crop_size, stride=(171, 171)))
 
-max_iters = 300
-warmup_iters = 30
+max_iters = 400
+warmup_iters = 40
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(
