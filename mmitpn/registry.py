@@ -6,6 +6,7 @@ without ``custom_imports``: mmengine imports ``mmitpn.registry`` for the
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
@@ -39,6 +40,9 @@ class ScopedRegistry(Registry):
 
 MODELS = ScopedRegistry(
     'model', parent=MMENGINE_MODELS, scope=SCOPE, locations=['mmitpn.models'])
+MODEL_WRAPPERS = ScopedRegistry(
+    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope=SCOPE,
+    locations=['mmitpn.engine'])
 HOOKS = ScopedRegistry(
     'hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['mmitpn.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = ScopedRegistry(

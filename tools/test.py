@@ -9,7 +9,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
-from mmitpn.utils.train_setup import resolve_work_dir, setup_cpu_distributed
+from mmitpn.utils.train_setup import (registry_errors_explained,
+                                      resolve_work_dir, setup_cpu_distributed)
 
 
 def parse_args():
@@ -57,9 +58,10 @@ def main():
         cfg.test_evaluator.append(
             dict(type='DumpResults', out_file_path=args.out))
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
-    metrics = runner.test()
+    with registry_errors_explained(cfg):
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+            else RUNNERS.build(cfg)
+        metrics = runner.test()
     # mmseg reports numpy float32 metrics, which are no Python floats.
     print({k: round(float(v), 4) if isinstance(v, numbers.Real)
            and not isinstance(v, numbers.Integral) else v

@@ -12,7 +12,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
-from mmitpn.utils.train_setup import (enable_amp, resolve_work_dir,
+from mmitpn.utils.train_setup import (drop_switched_off_hooks, enable_amp,
+                                      registry_errors_explained,
+                                      resolve_auto_resume, resolve_work_dir,
                                       setup_cpu_distributed)
 
 
@@ -63,6 +65,7 @@ def main():
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    drop_switched_off_hooks(cfg)
     setup_cpu_distributed(cfg)
     if args.amp:
         enable_amp(cfg)
@@ -73,14 +76,15 @@ def main():
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = resolve_auto_resume(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
-    runner.train()
+    with registry_errors_explained(cfg):
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+            else RUNNERS.build(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

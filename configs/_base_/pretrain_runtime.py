@@ -10,6 +10,11 @@ default_hooks = dict(
     # only keeps the latest 3 checkpoints; resume with `--resume`
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Stops at the first NaN/Inf loss term, before it is checkpointed.
+    check_loss=dict(type='mmitpn.NonFiniteLossHook'),
+    # Masks drawn from (seed, rank, iteration): `--resume` continues with
+    # the same masks as an uninterrupted run.
+    iteration_seed=dict(type='mmitpn.IterationSeedHook'),
 )
 
 env_cfg = dict(

@@ -1,8 +1,11 @@
-from .hooks import EMATeacherHook
+from .cpu_distributed import CPUDistributedDataParallel
+from .hooks import (EMATeacherHook, IterationSeedHook, NonFiniteLossError,
+                    NonFiniteLossHook)
 from .optimizers import (BF16AutocastOptimWrapper,
                          iTPNLayerDecayOptimWrapperConstructor)
 
 __all__ = [
-    'BF16AutocastOptimWrapper', 'EMATeacherHook',
-    'iTPNLayerDecayOptimWrapperConstructor'
+    'BF16AutocastOptimWrapper', 'CPUDistributedDataParallel',
+    'EMATeacherHook', 'IterationSeedHook', 'NonFiniteLossError',
+    'NonFiniteLossHook', 'iTPNLayerDecayOptimWrapperConstructor'
 ]

@@ -1,7 +1,16 @@
-"""Config adjustments shared by tools/train.py and tools/test.py."""
+"""Config adjustments and error reporting shared by tools/train.py and
+tools/test.py."""
+import os
 import os.path as osp
+import re
+from contextlib import contextmanager
+from importlib import import_module
+from typing import List, Optional
 
 import torch
+from mmengine.registry import Registry
+
+from mmitpn.registry import SCOPE
 
 
 def resolve_work_dir(cfg, config_path, cli_work_dir=None):
@@ -49,13 +58,160 @@ def setup_cpu_distributed(cfg):
             f'--launcher {cfg.launcher} needs GPUs; on a CPU-only machine '
             'use tools/dist_train.sh (--launcher pytorch, gloo backend).')
     import torch.distributed as dist
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = \
-        'gloo'
+    env_cfg = cfg.get('env_cfg') or {}
+    cfg.env_cfg = dict(
+        env_cfg, dist_cfg=dict(env_cfg.get('dist_cfg') or {}, backend='gloo'))
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel',
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper_cfg.get('type', 'MMDistributedDataParallel') == \
+            'MMDistributedDataParallel':
+        # Also turns SyncBN (CUDA only) into BN.
+        wrapper_cfg['type'] = 'mmitpn.CPUDistributedDataParallel'
     wrapper_cfg['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper_cfg
+
+
+# Codebases whose registries a config of this project can draw from.
+CODEBASE_SCOPES = ('mmitpn', 'mmpretrain', 'mmdet', 'mmseg')
+# What each task family's configs set as default_scope.
+_SCOPE_ADVICE = ("default_scope is 'mmpretrain' for pre-training and "
+                 "classification, 'mmdet' for detection, 'mmseg' for "
+                 'segmentation')
+_REGISTRY_MISS = re.compile(
+    r'`?([\w.]+)`? is not in the (?:(\w+)::)?([\w ]+?) registry')
+
+
+class ConfigScopeError(KeyError):
+    """A config names a type that its scope's registry does not hold."""
+
+    def __str__(self):
+        # KeyError's own str() would show the message as a quoted repr.
+        return self.args[0]
+
+
+def _scopes_registering(type_name: str, registry_name: str) -> List[str]:
+    """The codebases in CODEBASE_SCOPES that register ``type_name`` in
+    their registry called ``registry_name`` (e.g. 'model', 'dataset')."""
+    import mmengine.registry as mmengine_registry
+    roots = [
+        r for r in vars(mmengine_registry).values()
+        if isinstance(r, Registry) and r.parent is None
+        and r.name == registry_name
+    ]
+    found = []
+    for scope in CODEBASE_SCOPES:
+        try:
+            import_module(f'{scope}.registry')
+        except ImportError:
+            continue
+        for root in roots:
+            registry = root.children.get(scope)
+            if registry is None:
+                continue
+            registry.import_from_location()
+            if type_name in registry.module_dict:
+                found.append(scope)
+                break
+    return found
+
+
+def explain_registry_miss(error: KeyError,
+                          default_scope: Optional[str]) -> Optional[str]:
+    """A message for mmengine's "X is not in the S::R registry" KeyError
+    saying where X is registered and how to name it; None for other
+    KeyErrors."""
+    match = _REGISTRY_MISS.search(str(error))
+    if match is None:
+        return None
+    type_name, scope, registry_name = match.groups()
+    name = type_name.split('.')[-1]
+    where = f'{scope}::{registry_name}' if scope else registry_name
+    homes = _scopes_registering(name, registry_name)
+    if SCOPE in homes:
+        # mmpretrain, for one, has its own iTPN classes, with other
+        # arguments and weights than this project's.
+        others = [h for h in homes if h != SCOPE]
+        found = (f"{name} is mmitpn's: write type='{SCOPE}.{name}'" + (
+            f' ({" and ".join(others)} also has a different {name})'
+            if others else '') + '.')
+    elif homes:
+        found = (f'{name} is registered in {", ".join(homes)}: write '
+                 + ' or '.join(f"type='{s}.{name}'" for s in homes) + '.')
+    else:
+        found = (f'{name} is registered in none of '
+                 f'{", ".join(CODEBASE_SCOPES)}: check the spelling.')
+    return (
+        f'type {type_name!r} is not in the {where} registry; the config\'s '
+        f'default_scope is {default_scope!r}, so unprefixed types are looked '
+        f'up in that codebase. {found} mmitpn\'s own modules are named with '
+        "the mmitpn. prefix from any config (type='mmitpn.iTPNHiViT'); "
+        "another codebase's types with theirs (type='mmdet.RetinaHead'). A "
+        'type nested inside another codebase\'s model (a head inside '
+        "type='mmdet.MaskRCNN') resolves in the default scope: set "
+        'default_scope to that codebase, or add _scope_=\'mmdet\' to the '
+        f'outer dict. Usually {_SCOPE_ADVICE}.')
+
+
+@contextmanager
+def registry_errors_explained(cfg):
+    """Re-raise mmengine's registry-miss KeyErrors raised inside the block
+    as :class:`ConfigScopeError` naming the fix (see explain_registry_miss).
+    """
+    try:
+        yield
+    except KeyError as error:
+        message = explain_registry_miss(error, cfg.get('default_scope'))
+        if message is None:
+            raise
+        raise ConfigScopeError(message) from error
+
+
+def resolve_auto_resume(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` (no path) continues from, or None to
+    start afresh when ``work_dir`` has no ``last_checkpoint`` record.
+
+    mmengine reads the record too, but fails with a bare "can not be found"
+    when the checkpoint it names is gone (deleted or moved); this names the
+    record, the checkpoints that are there and how to pick one.
+    """
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        return None
+    with open(record) as f:
+        last = f.read().strip()
+    if last and osp.isfile(last):
+        return last
+    present = sorted(
+        (f for f in os.listdir(work_dir) if f.endswith('.pth')),
+        key=lambda f: osp.getmtime(osp.join(work_dir, f)))
+    raise SystemExit(
+        f'cannot resume: {record} names the checkpoint {last!r}, which does '
+        f'not exist. Checkpoints in {work_dir}: '
+        f'{", ".join(present) if present else "none"}. Resume from one with '
+        '--resume PATH, or remove the record (or use another --work-dir) to '
+        'train from scratch.')
+
+
+# The default hooks mmengine's Runner registers itself; `None` removes them.
+_MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
+                           'param_scheduler', 'checkpoint')
+
+
+def drop_switched_off_hooks(cfg):
+    """Let ``default_hooks.NAME=None`` switch off any default hook.
+
+    mmengine accepts ``None`` only for its own default hooks and fails with
+    a bare AssertionError on others, such as the pre-training runtime's
+    ``check_loss`` and ``iteration_seed``; those entries are removed here.
+    """
+    hooks = cfg.get('default_hooks')
+    if not hooks:
+        return
+    for name in [
+            n for n, hook in hooks.items()
+            if hook is None and n not in _MMENGINE_DEFAULT_HOOKS
+    ]:
+        hooks.pop(name)

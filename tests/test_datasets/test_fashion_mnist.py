@@ -62,9 +62,11 @@ def test_without_labels_and_subset(tiny_root):
     assert len(FashionMNIST(data_root=root, split='test', indices=3)) == 3
 
 
-def test_missing_files_message(tmp_path):
+@pytest.mark.parametrize('folder', ['empty', 'missing'])
+def test_missing_files_message(tmp_path, folder):
+    root = tmp_path if folder == 'empty' else tmp_path / 'nowhere'
     with pytest.raises(FileNotFoundError) as err:
-        FashionMNIST(data_root=str(tmp_path), split='train')
+        FashionMNIST(data_root=str(root), split='train')
     msg = str(err.value)
     assert 'train-images-idx3-ubyte.gz' in msg
     assert '`sudo apt-get install dataset-fashion-mnist` (or `make env`)' \
