@@ -1,5 +1,6 @@
 """Evaluate a checkpoint with the config's evaluator (top-1, mAP, mIoU, ...)."""
 import argparse
+import numbers
 import os
 import os.path as osp
 
@@ -61,7 +62,9 @@ def main():
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
             else RUNNERS.build(cfg)
         metrics = runner.test()
-    print({k: round(float(v), 4) if isinstance(v, float) else v
+    # mmseg reports numpy float32 metrics, which are no Python floats.
+    print({k: round(float(v), 4) if isinstance(v, numbers.Real)
+           and not isinstance(v, numbers.Integral) else v
            for k, v in metrics.items()})
 
 
