@@ -5,6 +5,7 @@ over, same shapes): a test of half-loaded weights would report a number for
 a model that was never trained.
 """
 import argparse
+import numbers
 import os
 import os.path as osp
 
@@ -68,9 +69,10 @@ def main(argv=None):
         # The Runner's own `load_from` loads non-strictly (it only warns).
         runner.load_checkpoint(args.checkpoint, strict=True)
         metrics = runner.test()
-    for name, value in metrics.items():
-        print(f'{name}: {value:.4f}' if isinstance(value, float) else
-              f'{name}: {value}')
+    # mmseg reports numpy float32 metrics, which are no Python floats.
+    print({k: round(float(v), 4) if isinstance(v, numbers.Real)
+           and not isinstance(v, numbers.Integral) else v
+           for k, v in metrics.items()})
     return metrics
 
 

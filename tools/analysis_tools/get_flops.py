@@ -6,6 +6,12 @@ rule for ``scaled_dot_product_attention``; we add one). ``--conv-linear-only``
 counts only convolutions and linear layers, the convention of MMDetection's
 ``get_flops`` that the paper's Table 13 used.
 
+Two-stage mmdet detectors (Mask R-CNN, Cascade Mask R-CNN) are counted the
+way MMDetection 2.x's ``forward_dummy`` ran them, as in the paper: backbone,
+neck, the RPN head on every level, then the RoI heads on ``--num-proposals``
+fixed boxes (mask heads on the first 100). Other models run their codebase's
+``mode='tensor'`` forward.
+
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W]
 """
 import argparse
@@ -18,6 +24,7 @@ from mmengine.analysis.jit_handles import (addmm_flop_jit, conv_flop_jit,
                                            linear_flop_jit)
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope, init_default_scope
+from mmengine.structures import InstanceData
 
 import mmitpn  # noqa: F401
 
@@ -52,6 +59,35 @@ class _TensorForward(torch.nn.Module):
         return self.model(inputs, self.data_samples, mode='tensor')
 
 
+class _TwoStageDummyForward(torch.nn.Module):
+    """MMDetection 2.x ``forward_dummy`` of a two-stage detector.
+
+    Fixed proposals replace the RPN's NMS output, so the count does not
+    depend on how many boxes survive NMS on a random image.
+    """
+
+    def __init__(self, detector, data_samples, proposals):
+        super().__init__()
+        self.detector = detector
+        self.data_samples = data_samples
+        self.proposals = proposals
+
+    def forward(self, inputs):
+        feats = self.detector.extract_feat(inputs)
+        rpn_outs = self.detector.rpn_head(feats)
+        roi_outs = self.detector.roi_head.forward(
+            feats, [InstanceData(bboxes=self.proposals)], self.data_samples)
+        return rpn_outs, roi_outs
+
+
+def fixed_proposals(num, height, width, seed=0):
+    """``num`` valid boxes (x1, y1, x2, y2) inside an H x W image."""
+    gen = torch.Generator().manual_seed(seed)
+    corners = torch.rand(num, 2, 2, generator=gen) * torch.tensor(
+        [width, height])
+    return torch.cat([corners.min(1).values, corners.max(1).values], dim=1)
+
+
 def dummy_data_samples(scope, height, width):
     """What each codebase's 'tensor' forward needs besides the image."""
     metainfo = dict(
@@ -69,15 +105,24 @@ def dummy_data_samples(scope, height, width):
     return None
 
 
-def count_complexity(cfg, height, width, conv_linear_only=False):
-    """Returns (params, macs, unsupported_ops) of ``cfg.model`` at H x W."""
+def count_complexity(cfg, height, width, conv_linear_only=False,
+                     num_proposals=1000):
+    """Returns (params, macs, unsupported_ops) of ``cfg.model`` at H x W;
+    two-stage detectors run their RoI heads on ``num_proposals`` boxes."""
     scope = cfg.get('default_scope', 'mmpretrain')
     init_default_scope(scope)
     with DefaultScope.overwrite_default_scope(scope):
         from mmengine.registry import MODELS
         model = MODELS.build(cfg.model)
     model.eval()
-    wrapped = _TensorForward(model, dummy_data_samples(scope, height, width))
+    data_samples = dummy_data_samples(scope, height, width)
+    two_stage = getattr(model, 'with_rpn', False) and getattr(
+        model, 'with_roi_head', False)
+    if scope == 'mmdet' and two_stage:
+        wrapped = _TwoStageDummyForward(
+            model, data_samples, fixed_proposals(num_proposals, height, width))
+    else:
+        wrapped = _TensorForward(model, data_samples)
     inputs = torch.rand(1, 3, height, width)
     analyzer = FlopAnalyzer(wrapped, inputs)
     if conv_linear_only:
@@ -107,6 +152,10 @@ def parse_args():
         'convention, paper Table 13); by default attention, norms and '
         'other matrix products count too')
     parser.add_argument(
+        '--num-proposals', type=int, default=1000,
+        help='boxes fed to the RoI heads of two-stage detectors (MMDetection '
+        '2.x forward_dummy: 1000)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings')
     return parser.parse_args()
@@ -124,12 +173,16 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     params, macs, unsupported = count_complexity(cfg, height, width,
-                                                 args.conv_linear_only)
+                                                 args.conv_linear_only,
+                                                 args.num_proposals)
     convention = ('conv + linear only (MMDetection)' if args.conv_linear_only
                   else 'all matrix products incl. attention')
     print(f'Input shape: (3, {height}, {width})')
     print(f'Params: {params / 1e6:.2f} M')
     print(f'FLOPs: {macs / 1e9:.2f} G  [{convention}; 1 multiply-add = 1]')
+    if cfg.get('default_scope') == 'mmdet':
+        print(f'(two-stage detectors: RoI heads on {args.num_proposals} '
+              'fixed proposals, mask heads on the first 100)')
     if unsupported:
         ops = ', '.join(f'{k} x{v}' for k, v in sorted(unsupported.items()))
         print(f'Not counted (no rule): {ops}')

@@ -1,0 +1,29 @@
+# 1x detection fine-tuning of iTPN (paper §4.3, official det configs): 12
+# epochs, AdamW (betas 0.9/0.999, weight decay 0.05, none on norms, biases,
+# position tables and tokens), layer-wise lr decay 0.90 through the backbone
+# (0.95 for large models; the pyramid and heads get the full lr), 500
+# linear warm-up iterations from 0.001x, lr /10 after epochs 9 and 11. The
+# lr is for 64 images per step (official: 32 GPUs x 2); --auto-scale-lr
+# rescales it. `tools/train.py --amp` trains in float16 on GPUs.
+_base_ = 'mmdet::_base_/schedules/schedule_1x.py'
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    constructor='mmitpn.iTPNLayerDecayOptimWrapperConstructor',
+    optimizer=dict(
+        type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(layer_decay_rate=0.9))
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+        end=500),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=12,
+        by_epoch=True,
+        milestones=[9, 11],
+        gamma=0.1)
+]
+auto_scale_lr = dict(enable=False, base_batch_size=64)

@@ -1,0 +1,19 @@
+# Cascade Mask R-CNN 3x, iTPN-B pixel pre-training (paper Table 4: 56.0 /
+# 48.5); official drop path 0.2, lr 1e-4.
+_base_ = [
+    '../_base_/models/cascade-mask-rcnn_itpn_hivit-base-p16.py',
+    '../_base_/datasets/coco-instance_ms-crop.py',
+    '../_base_/schedules/itpn-det_adamw_3x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+
+pretrained = 'checkpoints/itpn-pixel_hivit-base-p16_1600e_in1k.pth'
+model = dict(
+    backbone=dict(
+        drop_path_rate=0.2,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    neck=dict(
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained,
+                      prefix='neck.')))
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
