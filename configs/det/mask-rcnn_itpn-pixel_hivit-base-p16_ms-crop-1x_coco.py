@@ -6,7 +6,7 @@ _base_ = [
     '../_base_/models/mask-rcnn_itpn_hivit-base-p16.py',
     '../_base_/datasets/coco-instance_ms-crop.py',
     '../_base_/schedules/itpn-det_adamw_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/det_runtime.py',
 ]
 
 pretrained = 'checkpoints/itpn-pixel_hivit-base-p16_1600e_in1k.pth'

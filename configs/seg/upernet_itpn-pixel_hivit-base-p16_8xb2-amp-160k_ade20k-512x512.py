@@ -4,7 +4,7 @@ _base_ = [
     '../_base_/models/upernet_itpn_hivit-base-p16.py',
     '../_base_/datasets/ade20k_bs2_512x512.py',
     '../_base_/schedules/itpn-seg_adamw_160k.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/seg_runtime.py',
 ]
 
 # An mmitpn pre-training checkpoint (runner checkpoint of configs/pretrain)

@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/models/upernet_itpn_hivit-large-p16.py',
     '../_base_/datasets/ade20k_bs2_512x512.py',
     '../_base_/schedules/itpn-seg_adamw_160k.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/seg_runtime.py',
 ]
 
 # See the pixel iTPN-B config for how to point these at your checkpoint.

@@ -7,7 +7,7 @@ _base_ = [
     '../_base_/models/upernet_itpn_hivit-base-p16.py',
     '../_base_/datasets/tiny-real-seg_256x256.py',
     '../_base_/schedules/itpn-seg_adamw_160k.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/seg_runtime.py',
 ]
 
 crop_size = (256, 256)
