@@ -14,7 +14,15 @@ Every official key falls into one group:
 - ``pixel_decoder``: the pixel MIM decoder -> ``head.``
 - ``clip_heads``: CLIP pre-training heads, no mmitpn counterpart
 - ``decomposed_rel_pos``: ViTDet ``rel_pos_h/w`` (det CLIP-L), no counterpart
+- ``task_heads``: heads of a trained mmdet 2.x / mmseg 0.x model, kept
+  under their names, which mmdet 3.x / mmseg 1.x did not change
 - ``unknown``: anything else
+
+The released det/seg weights are trained mmdet 2.x / mmseg 0.x models: the
+official backbone (with the pyramid inside) under ``backbone.`` beside
+``rpn_head``/``roi_head`` or ``decode_head``/``auxiliary_head``. Such a
+checkpoint is recognised by its ``backbone.`` keys; the wrapper is removed
+and the backbone converted as above (pyramid -> ``neck.``).
 
 Fixed tables (``relative_position_index``, ``decoder_pos_embed``) are checked
 against the values mmitpn computes itself and then dropped; a
@@ -47,6 +55,8 @@ GROUPS = {
                    '(no mmitpn counterpart)'),
     'decomposed_rel_pos': ('ViTDet rel_pos_h/w of the det CLIP-L backbone '
                            '(no mmitpn counterpart)'),
+    'task_heads': ('heads of a trained det/seg model rpn_head, roi_head, '
+                   'decode_head, auxiliary_head -> same names'),
     'unknown': 'keys this converter does not recognise',
 }
 # Groups whose keys have nowhere to go in mmitpn.
@@ -114,6 +124,39 @@ FIXED_TABLES = {
 CLIP_HEAD_ROOTS = ('norm', 'norm_cls', 'lm_head', 'lm_cls_head',
                    'cls_pt_layers', 'decoder_embed')
 
+# A trained mmdet/mmseg model holds the official backbone under this prefix.
+TASK_MODEL_BACKBONE = 'backbone.'
+# Parameters of the heads the official det/seg configs use. mmdet 3.x and
+# mmseg 1.x kept every one of these names (their model zoos still serve the
+# 2.x / 0.x Mask R-CNN, Cascade and UPerNet weights), so they map to
+# themselves. A ConvModule holds ``conv`` and its norm (SyncBN: ``bn``).
+_CONV_MODULE = (r'(conv\.(weight|bias)|bn\.(weight|bias|running_mean|'
+                r'running_var|num_batches_tracked))')
+_AFFINE = r'(weight|bias)'
+_STAGE = r'(\.\d+)?'  # Cascade R-CNN: one head per stage
+TASK_HEAD_PATTERNS = {
+    # mmdet RPNHead
+    'rpn_head': rf'rpn_(conv|cls|reg)\.{_AFFINE}',
+    # mmdet ConvFCBBoxHead (Shared4Conv1FCBBoxHead) and FCNMaskHead
+    'roi_head': (
+        rf'bbox_head{_STAGE}\.((shared|cls|reg)_convs\.\d+\.{_CONV_MODULE}'
+        rf'|(shared|cls|reg)_fcs\.\d+\.{_AFFINE}|fc_(cls|reg)\.{_AFFINE})'
+        rf'|mask_head{_STAGE}\.(convs\.\d+\.{_CONV_MODULE}'
+        rf'|(upsample|conv_logits)\.{_AFFINE})'),
+    # mmseg UPerHead
+    'decode_head': (
+        rf'(psp_modules\.\d+\.1|bottleneck|lateral_convs\.\d+'
+        rf'|fpn_convs\.\d+|fpn_bottleneck)\.{_CONV_MODULE}'
+        rf'|conv_seg\.{_AFFINE}'),
+    # mmseg FCNHead
+    'auxiliary_head': (rf'(convs\.\d+|conv_cat)\.{_CONV_MODULE}'
+                       rf'|conv_seg\.{_AFFINE}'),
+}
+TASK_MODEL_KINDS = {
+    'rpn_head': 'mmdet detector', 'roi_head': 'mmdet detector',
+    'decode_head': 'mmseg segmentor', 'auxiliary_head': 'mmseg segmentor'
+}
+
 
 @dataclass
 class Layout:
@@ -148,6 +191,9 @@ class ConversionReport:
     layout: Layout
     entries: List[Entry]
     dropped_groups: Tuple[str, ...] = ()
+    # 'mmdet detector' / 'mmseg segmentor' for a trained task model, whose
+    # backbone keys carry the ``backbone.`` wrapper; None otherwise.
+    task_model: Optional[str] = None
 
     def counts(self) -> Dict[str, Dict[str, int]]:
         """``{group: {'mapped': n, 'checked_dropped': n, 'dropped': n}}``."""
@@ -166,6 +212,10 @@ class ConversionReport:
     def format(self, verbose: bool = False) -> str:
         """Counts per group, notes, and with ``verbose`` every key."""
         lines = [f'layout: {self.layout.describe()}']
+        if self.task_model:
+            lines.append(f'trained {self.task_model}: backbone taken from '
+                         f'"{TASK_MODEL_BACKBONE}*", task heads kept under '
+                         'their (mmdet 3.x / mmseg 1.x) names')
         for group, count in self.counts().items():
             parts = [f'{n} {what.replace("_", " ")}'
                      for what, n in count.items() if n]
@@ -280,6 +330,27 @@ def classify_key(key: str, layout: Layout,
     return 'unknown', None
 
 
+def classify_task_head_key(key: str) -> Tuple[str, Optional[str]]:
+    """``(group, mmitpn name or None)`` for a key outside ``backbone.``
+    of a trained det/seg model."""
+    root, _, rest = key.partition('.')
+    pattern = TASK_HEAD_PATTERNS.get(root)
+    if pattern is not None and re.fullmatch(pattern, rest):
+        return 'task_heads', key
+    return 'unknown', None
+
+
+def trained_task_model(keys: Iterable[str]) -> Optional[str]:
+    """What kind of trained model holds the backbone under ``backbone.``
+    (None for a bare official model, whose keys never start so)."""
+    keys = list(keys)
+    if not any(k.startswith(TASK_MODEL_BACKBONE) for k in keys):
+        return None
+    kinds = {TASK_MODEL_KINDS[root] for k in keys
+             if (root := k.split('.')[0]) in TASK_MODEL_KINDS}
+    return ' / '.join(sorted(kinds)) or 'det/seg model without known heads'
+
+
 def _square_grid(num_tokens: int, key: str) -> Tuple[int, int]:
     side = int(round(num_tokens**0.5))
     if side * side != num_tokens:
@@ -323,11 +394,13 @@ def convert_official_state_dict(
     """Map an official state dict to mmitpn names.
 
     Args:
-        state_dict: official keys (``module.``/``encoder.`` already removed).
+        state_dict: official keys (``module.``/``encoder.`` already removed),
+            or a trained det/seg model's (backbone under ``backbone.``).
         drop: group names (see ``GROUPS``) to leave out of the output.
 
     Returns:
-        ``(state_dict, report)`` with ``backbone.``/``neck.``/``head.`` keys.
+        ``(state_dict, report)`` with ``backbone.``/``neck.``/``head.`` keys,
+        and for a trained det/seg model its task heads' keys.
 
     Raises:
         ConversionError: on unknown or unmappable keys whose group is not in
@@ -339,21 +412,35 @@ def convert_official_state_dict(
     if bad:
         raise ConversionError(
             f'unknown group(s) {bad}; groups are: {", ".join(GROUPS)}')
-    layout = detect_layout(state_dict)
-    num_decoder_levels = len({k.split('.')[1] for k in state_dict
-                              if k.startswith('decoder_embed.')})
+    task_model = trained_task_model(state_dict)
+    if task_model:
+        # The official backbone's own names, without the wrapper.
+        names = {k: k[len(TASK_MODEL_BACKBONE):] if k.startswith(
+            TASK_MODEL_BACKBONE) else None for k in state_dict}
+    else:
+        names = {k: k for k in state_dict}
+    backbone_names = [n for n in names.values() if n is not None]
+    layout = detect_layout(backbone_names)
+    num_decoder_levels = len({n.split('.')[1] for n in backbone_names
+                              if n.startswith('decoder_embed.')})
 
     entries, refused, converted = [], {}, {}
     for key, value in state_dict.items():
-        group, target = classify_key(key, layout, num_decoder_levels)
+        name = names[key]
+        if name is None:
+            group, target = classify_task_head_key(key)
+        else:
+            group, target = classify_key(name, layout, num_decoder_levels)
         if group in drop:
             entries.append(Entry(key, group, None))
         elif group in UNMAPPED_GROUPS:
             refused.setdefault(group, []).append(key)
-        elif key in FIXED_TABLES:
-            entries.append(_fixed_table_entry(key, group, value))
-            if entries[-1].target is not None:
-                converted[entries[-1].target] = value
+        elif name in FIXED_TABLES:
+            entry = _fixed_table_entry(name, group, value)
+            entry.key = key
+            entries.append(entry)
+            if entry.target is not None:
+                converted[entry.target] = value
         else:
             entries.append(Entry(key, group, target))
             converted[target] = value
@@ -379,7 +466,7 @@ def convert_official_state_dict(
             raise ConversionError(
                 f'groups {sorted(groups)} would all be written under '
                 f'"{prefix}."; --drop all but one of them')
-    return converted, ConversionReport(layout, entries, drop)
+    return converted, ConversionReport(layout, entries, drop, task_model)
 
 
 def load_official_state_dict(path: str,
@@ -445,4 +532,5 @@ def conversion_meta(source: str, report: ConversionReport) -> Dict:
         'groups': ','.join(g for g, c in report.counts().items()
                            if c['mapped']),
         'dropped_groups': ','.join(report.dropped_groups),
+        'trained_task_model': report.task_model or '',
     }

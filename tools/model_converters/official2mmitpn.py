@@ -5,6 +5,14 @@ Example::
     python tools/model_converters/official2mmitpn.py \
         itpn_base_pixel_pretrain.pth itpn_base_pixel_mmitpn.pth
 
+Trained official det/seg models (mmdet 2.x Mask R-CNN / Cascade Mask R-CNN,
+mmseg 0.x UPerNet; backbone under ``backbone.``) are recognised: their
+backbone and pyramid are converted and their heads kept for mmdet 3.x /
+mmseg 1.x (group ``task_heads``)::
+
+    python tools/model_converters/official2mmitpn.py \
+        itpn_base_pixel_maskrcnn_1x.pth itpn_base_pixel_maskrcnn_mmitpn.pth
+
 Keys without an mmitpn counterpart (CLIP pre-training heads, ViTDet
 rel_pos_h/w) are refused unless their group is named with ``--drop``; the
 error lists them together with the group names.
