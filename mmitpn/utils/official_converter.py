@@ -41,6 +41,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
+from mmitpn.models.utils.checkpoint_loading import (STATE_DICT_KEYS,
+                                                    unwrap_state_dict)
 from mmitpn.models.utils.pos_embed import (build_2d_sincos_pos_embed,
                                            relative_position_index)
 from mmitpn.version import __version__
@@ -491,19 +493,15 @@ def load_official_state_dict(path: str,
                 f'{path} holds objects that weights-only loading refuses; '
                 'if you trust the file, use --allow-pickle '
                 f'(allow_pickle=True). torch said: {err}') from err
-    for name in ('model', 'state_dict', 'module'):
-        if isinstance(ckpt, dict) and isinstance(ckpt.get(name), dict):
-            ckpt = ckpt[name]
-            break
-    if not isinstance(ckpt, dict) or not all(
-            isinstance(v, torch.Tensor) for v in ckpt.values()):
+    state = unwrap_state_dict(ckpt)
+    if state is None:
         raise ConversionError(
-            f'{path}: no state dict found (looked for "model", '
-            '"state_dict", "module" or a dict of tensors)')
-    for prefix in ('module.', 'encoder.'):
-        if ckpt and all(k.startswith(prefix) for k in ckpt):
-            ckpt = {k[len(prefix):]: v for k, v in ckpt.items()}
-    return ckpt
+            f'{path}: no state dict found (looked for a dict of tensors, '
+            f'possibly under one of {STATE_DICT_KEYS})')
+    # Some official pre-training checkpoints nest the model in ``encoder.``.
+    if state and all(k.startswith('encoder.') for k in state):
+        state = {k[len('encoder.'):]: v for k, v in state.items()}
+    return state
 
 
 def save_converted(state_dict: Dict[str, torch.Tensor], meta: Dict,

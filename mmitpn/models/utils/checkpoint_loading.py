@@ -21,7 +21,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 PRETRAINED_CFG_KEYS = ('type', 'checkpoint', 'prefix', 'map_location',
                        'strict')
 # Wrappers of the state dict in mmengine, MAE/BEiT and DDP checkpoints.
-_STATE_DICT_KEYS = ('state_dict', 'model', 'module')
+STATE_DICT_KEYS = ('state_dict', 'model', 'module')
 
 
 class PretrainedLoadError(RuntimeError):
@@ -61,6 +61,25 @@ def summarize_keys(keys: List[str], limit: int = 12) -> str:
     return ', '.join(parts)
 
 
+def unwrap_state_dict(ckpt) -> Optional[Dict[str, torch.Tensor]]:
+    """The tensors of a loaded checkpoint, or None if it holds none.
+
+    Takes the dict under the first of :data:`STATE_DICT_KEYS` present, else
+    the checkpoint itself, and removes the ``module.`` prefix that
+    DistributedDataParallel puts on every name.
+    """
+    for key in STATE_DICT_KEYS:
+        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+            ckpt = ckpt[key]
+            break
+    if not isinstance(ckpt, dict) or not all(
+            isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return None
+    if ckpt and all(k.startswith('module.') for k in ckpt):
+        ckpt = {k[len('module.'):]: v for k, v in ckpt.items()}
+    return ckpt
+
+
 def read_state_dict(checkpoint: str,
                     map_location: str = 'cpu') -> Dict[str, torch.Tensor]:
     """The state dict of an mmengine, converted or raw checkpoint file."""
@@ -78,17 +97,12 @@ def read_state_dict(checkpoint: str,
             f'{type(err).__name__}: {err}. The file is corrupted, truncated '
             'or not a PyTorch checkpoint; download or convert it again') \
             from err
-    for key in _STATE_DICT_KEYS:
-        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
-            ckpt = ckpt[key]
-            break
-    if not isinstance(ckpt, dict) or not all(
-            isinstance(v, torch.Tensor) for v in ckpt.values()):
+    state = unwrap_state_dict(ckpt)
+    if state is None:
         raise PretrainedLoadError(
             f'{checkpoint!r} holds no state dict (a dict of tensors, '
-            f'possibly under one of {_STATE_DICT_KEYS})')
-    # DistributedDataParallel wraps every name in ``module.``.
-    return {re.sub(r'^module\.', '', k): v for k, v in ckpt.items()}
+            f'possibly under one of {STATE_DICT_KEYS})')
+    return state
 
 
 def load_pretrained(module: torch.nn.Module,
