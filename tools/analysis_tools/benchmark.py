@@ -53,6 +53,10 @@ def parse_args(argv=None):
                         help='KEY=VALUE overrides for compared configs')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='KEY=VALUE overrides for CONFIG (python literals)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile every measured model (timm: the '
+                        'whole model; configs: each top-level submodule, so '
+                        'that loss paths are compiled too)')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -124,6 +128,11 @@ class _Runner:
             raise SystemExit(f'unknown model spec {spec!r}: use timm:NAME '
                              'or config:PATH')
         self.model.to(self.device)
+        if args.compile:
+            modules = ([self.model] if self.scope == 'timm' else
+                       list(self.model.children()))
+            for module in modules:
+                module.compile()
         height, width = (args.shape * 2)[:2]
         gen = torch.Generator().manual_seed(0)
         self.inputs = torch.randn(args.batch_size, 3, height, width,
@@ -239,6 +248,8 @@ def run_isolated(spec, args, amp):
                  'warmup'):
         cmd += [f'--{flag.replace("_", "-")}', str(getattr(args, flag))]
     cmd += ['--shape'] + [str(s) for s in args.shape]
+    if args.compile:
+        cmd.append('--compile')
     for flag in ('cfg_options', 'compare_cfg_options'):
         if getattr(args, flag):
             cmd += [f'--{flag.replace("_", "-")}'] + getattr(args, flag)
@@ -264,7 +275,8 @@ def main(argv=None):
 
     height, width = (args.shape * 2)[:2]
     print(f'\n{args.mode}: batch {args.batch_size}, {height}x{width}, '
-          f'{args.threads} threads, {args.device}, {args.iters} iters')
+          f'{args.threads} threads, {args.device}, {args.iters} iters'
+          + (', torch.compile' if args.compile else ''))
     base = results[0]
     print(f'{"model":60s} {"prec":5s} {"params":>8s} {"img/s":>8s} '
           f'{"ratio":>6s} {"peak MiB":>9s} {"mem ratio":>9s}')
