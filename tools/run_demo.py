@@ -35,11 +35,12 @@ from mmitpn.utils.visualization import (find_scalar_logs, load_loss_history,
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(ROOT, 'configs', 'pretrain',
                        'itpn-demo_fashion-mnist.py')
-# (name, config) of the classification runs compared after pre-training.
+# (name, printed label, config) of the classification runs compared after
+# pre-training.
 CLS_CONFIGS = (
-    ('finetune',
+    ('finetune', 'fine-tuned from pre-training',
      osp.join(ROOT, 'configs', 'cls', 'itpn-demo_fashion-mnist_finetune.py')),
-    ('scratch',
+    ('scratch', 'trained from scratch',
      osp.join(ROOT, 'configs', 'cls', 'itpn-demo_fashion-mnist_scratch.py')),
 )
 
@@ -107,7 +108,7 @@ def compare_with_scratch(checkpoint, work_dir, data_root=None,
             f'test_dataloader.dataset.data_root={data_root}'
         ]
     results = {}
-    for name, config in CLS_CONFIGS:
+    for name, _, config in CLS_CONFIGS:
         run_dir = osp.join(work_dir, name)
         extra = [f'model.backbone.init_cfg.checkpoint={checkpoint}'
                  ] if name == 'finetune' else []
@@ -202,12 +203,11 @@ def main():
     if comparison:
         print('  Fashion-MNIST test-set accuracy, same training budget:')
         print(f'    {"":<30s} {"top-1":>7s} {"top-5":>7s}')
-        for name, label in (('finetune', 'fine-tuned from pre-training'),
-                            ('scratch', 'trained from scratch')):
+        for name, label, _ in CLS_CONFIGS:
             metrics = comparison[name]
             print(f'    {label:<30s} {metrics["accuracy/top1"]:>6.2f}% '
                   f'{metrics["accuracy/top5"]:>6.2f}%')
-        for name, _ in CLS_CONFIGS:
+        for name, _, _ in CLS_CONFIGS:
             print(f'  {name} checkpoint: {comparison[name]["checkpoint"]}')
     return 0
 
