@@ -161,7 +161,14 @@ def main():
     with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     # This run's log only: an earlier demo in the same work dir has its own.
-    log_file = find_scalar_logs(args.work_dir)[-1]
+    logs = find_scalar_logs(args.work_dir)
+    if not logs:
+        print(f'[mmitpn demo] no losses were logged in {args.work_dir}: the '
+              'run was shorter than the logger interval; train longer or '
+              'add --cfg-options default_hooks.logger.interval=N',
+              file=sys.stderr)
+        return 1
+    log_file = logs[-1]
     history = load_loss_history([log_file])
     curves = plot_loss_curves(
         history,
