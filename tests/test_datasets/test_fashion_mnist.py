@@ -5,6 +5,8 @@ import os.path as osp
 import numpy as np
 import pytest
 
+from fashion_mnist_utils import write_idx
+
 from mmitpn.datasets import FashionMNIST, read_idx_images, read_idx_labels
 from mmitpn.registry import DATASETS
 
@@ -15,25 +17,12 @@ needs_debian_files = pytest.mark.skipif(
     '(apt-get install dataset-fashion-mnist)')
 
 
-def _write_idx(root, prefix, images, labels):
-    """Write IDX files by the format spec, independently of the reader."""
-    num, rows, cols = images.shape
-    header = np.array([2051, num, rows, cols], '>i4').tobytes()
-    with gzip.open(osp.join(root, f'{prefix}-images-idx3-ubyte.gz'),
-                   'wb') as f:
-        f.write(header + images.astype(np.uint8).tobytes())
-    header = np.array([2049, num], '>i4').tobytes()
-    with gzip.open(osp.join(root, f'{prefix}-labels-idx1-ubyte.gz'),
-                   'wb') as f:
-        f.write(header + labels.astype(np.uint8).tobytes())
-
-
 @pytest.fixture
 def tiny_root(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
     labels = np.array([3, 0, 9, 1, 7])
-    _write_idx(str(tmp_path), 't10k', images, labels)
+    write_idx(str(tmp_path), 't10k', images, labels)
     return str(tmp_path), images, labels
 
 

