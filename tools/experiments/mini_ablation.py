@@ -124,14 +124,17 @@ def final_checkpoint(pretrain_config: str, work_dir: str) -> str:
 
 def plan_runs(work_dir: str, seeds: List[int],
               det_seeds: List[int]) -> List[Run]:
-    """Every run of the study, each pre-training before its users."""
+    """Every run of the study: the pre-training runs, then per seed the
+    classification and detection runs of every variant."""
     runs, checkpoints = [], {}
     for name, (_, config) in PRETRAIN.items():
         run_dir = osp.join(work_dir, 'pretrain', name)
         runs.append(Run('pretrain', name, config, run_dir))
         checkpoints[name] = (final_checkpoint(config, run_dir), run_dir)
-    for name in [*PRETRAIN, 'scratch']:
-        for seed in seeds:
+    cls_runs, det_runs = [], []
+    for seed in seeds:
+        cls_runs.append([])
+        for name in [*PRETRAIN, 'scratch']:
             options = [
                 f'randomness.seed={seed}',
                 f'train_cfg.val_interval={CLS_EVAL_INTERVAL}'
@@ -141,24 +144,31 @@ def plan_runs(work_dir: str, seeds: List[int],
                 checkpoint, needs = checkpoints[name]
                 options.append(
                     f'model.backbone.init_cfg.checkpoint={checkpoint}')
-            runs.append(
+            cls_runs[-1].append(
                 Run('cls', name,
                     CLS_SCRATCH if name == 'scratch' else CLS_FINETUNE,
                     osp.join(work_dir, 'cls', f'{name}_seed{seed}'), options,
                     needs, seed))
     checkpoint, needs = checkpoints[DET_PRETRAIN]
-    for name, (_, config, loads_pyramid) in DETECTION.items():
-        for seed in det_seeds:
+    for seed in det_seeds:
+        det_runs.append([])
+        for name, (_, config, loads_pyramid) in DETECTION.items():
             options = [
                 f'randomness.seed={seed}',
                 f'model.backbone.init_cfg.checkpoint={checkpoint}'
             ]
             if loads_pyramid:
                 options.append(f'model.neck.init_cfg.checkpoint={checkpoint}')
-            runs.append(
+            det_runs[-1].append(
                 Run('det', name, config,
                     osp.join(work_dir, 'det', f'{name}_seed{seed}'), options,
                     needs, seed))
+    # Seed by seed, every variant of a seed together: a study cut short
+    # still compares all variants on the same seeds.
+    for index in range(max(len(cls_runs), len(det_runs))):
+        for rounds in (cls_runs, det_runs):
+            if index < len(rounds):
+                runs += rounds[index]
     return runs
 
 
