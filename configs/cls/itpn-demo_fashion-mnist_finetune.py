@@ -76,6 +76,7 @@ train_cfg = dict(
 auto_scale_lr = dict(base_batch_size=64)
 
 default_hooks = dict(
-    logger=dict(interval=50),
+    # validation metrics logged at their iteration (not under epoch 0)
+    logger=dict(interval=50, log_metric_by_epoch=False),
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False, window_size=50)

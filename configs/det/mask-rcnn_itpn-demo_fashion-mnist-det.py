@@ -104,6 +104,7 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(base_batch_size=8)
 default_hooks = dict(
-    logger=dict(interval=50),
+    # validation metrics logged at their iteration (not under epoch 0)
+    logger=dict(interval=50, log_metric_by_epoch=False),
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False, window_size=50)

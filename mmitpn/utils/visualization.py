@@ -8,7 +8,7 @@ import glob
 import json
 import os.path as osp
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import mmcv
@@ -242,14 +242,13 @@ def find_scalar_logs(work_dir: str) -> List[str]:
         glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
 
 
-def load_scalar_history(
-        log_files: Sequence[str],
-        keep: Callable[[str], bool]) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """Scalars of mmengine scalar logs as ``{name: (steps, values)}``, for
-    every logged key that ``keep`` accepts (training and validation records
-    alike: both carry the iteration as ``step`` in iteration-based loops).
-    Logs are read in order; a step logged again by a later (resumed) run
-    replaces the earlier value.
+def load_loss_history(
+        log_files: Sequence[str]) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Loss terms of mmengine scalar logs as ``{name: (steps, values)}``.
+
+    A term is every logged key containing ``loss`` (mmengine's total
+    ``loss`` and each term the model returns). Logs are read in order; a
+    step logged again by a later (resumed) run replaces the earlier value.
     """
     history: Dict[str, Dict[int, float]] = {}
     for log_file in log_files:
@@ -257,7 +256,7 @@ def load_scalar_history(
             for line in f:
                 record = json.loads(line)
                 for key, value in record.items():
-                    if key != 'step' and keep(key) and 'step' in record:
+                    if 'loss' in key and 'step' in record:
                         history.setdefault(key, {})[int(
                             record['step'])] = float(value)
     return {
@@ -265,14 +264,6 @@ def load_scalar_history(
               np.array([values[s] for s in sorted(values)]))
         for key, values in history.items()
     }
-
-
-def load_loss_history(
-        log_files: Sequence[str]) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """Loss terms of mmengine scalar logs as ``{name: (steps, values)}``:
-    every logged key containing ``loss`` (mmengine's total ``loss`` and each
-    term the model returns)."""
-    return load_scalar_history(log_files, lambda key: 'loss' in key)
 
 
 def loss_names(history: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> List[str]:

@@ -113,8 +113,10 @@ def test_report_tables_and_plots(tmp_path):
             records = [dict(loss=1.0, loss_mim=v, step=s)
                        for s, v in ((1400, 0.5), (1450, 0.4), (1500, 0.3))]
         elif run.stage == 'cls':
-            records = [{'accuracy/top1': 50. + run.seed, 'step': 100},
-                       {'accuracy/top1': 70. + 2 * run.seed, 'step': 400}]
+            # as mmengine logs iteration-based validation: under epoch 0
+            records = [{'accuracy/top1': 50. + run.seed + i, 'step': 0}
+                       for i in range(3)] + [
+                           {'accuracy/top1': 70. + 2 * run.seed, 'step': 0}]
         elif run.variant == 'mmdet-fpn':
             continue  # not finished: left out of the report
         else:
@@ -124,6 +126,11 @@ def test_report_tables_and_plots(tmp_path):
     summary = study.summarize(runs)
     assert summary['pretrain']['integral']['runs'][0]['final'] == {
         'loss_mim': pytest.approx(0.35)}  # the last 100 iterations' mean
+    # the k-th validation is at iteration k * interval
+    curve = summary['cls']['scratch']['runs'][1]['curves']['accuracy/top1']
+    assert curve == [[100, 200, 300, 400], [51., 52., 53., 72.]]
+    curve = summary['det']['pyramid-loaded']['runs'][0]['curves']
+    assert curve['coco/segm_mAP'] == [[200], [0.2]]
     report = study.markdown_report(summary)
     assert '| from scratch | 71.00 ± 1.41 (70.00-72.00) | 2 | 2.0 |' in report
     assert '| iTPN pyramid, pre-trained | 25.00 | 20.00 | 1 | 2.0 |' in report

@@ -30,13 +30,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from mmengine.config import Config
 
-from mmitpn.utils.visualization import (find_scalar_logs, load_loss_history,
-                                        load_scalar_history)
+from mmitpn.utils.visualization import find_scalar_logs, load_loss_history
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -222,17 +221,45 @@ def run_all(runs: List[Run], jobs: int) -> bool:
     return not failed
 
 
+def validation_curves(log_files: List[str], keys: List[str],
+                      interval: int) -> Dict[str, Tuple[np.ndarray,
+                                                        np.ndarray]]:
+    """``{key: (iterations, values)}`` of the validation metrics ``keys``.
+
+    mmengine logs the validation metrics of iteration-based loops under
+    the epoch (0) unless the logger has ``log_metric_by_epoch=False``, so
+    the iteration is taken from the order: the k-th validation is at
+    iteration k * ``interval``.
+    """
+    values: Dict[str, List[float]] = {key: [] for key in keys}
+    for log_file in log_files:
+        with open(log_file) as f:
+            for line in f:
+                record = json.loads(line)
+                for key in keys:
+                    if key in record:
+                        values[key].append(float(record[key]))
+    return {
+        key: (interval * np.arange(1, len(vals) + 1), np.array(vals))
+        for key, vals in values.items() if vals
+    }
+
+
 def run_metrics(run: Run) -> dict:
-    """Wall time, evaluation curves and final metrics of a finished run."""
+    """Wall time, curves and final metrics of a finished run."""
     with open(run.record_file) as f:
         record = json.load(f)
     logs = find_scalar_logs(run.work_dir)
     if run.stage == 'pretrain':
         curves = load_loss_history(logs)
         keys = ['loss_mim']
+    elif run.stage == 'cls':
+        keys = [TOP1]
+        curves = validation_curves(logs, keys, CLS_EVAL_INTERVAL)
     else:
-        keys = [TOP1] if run.stage == 'cls' else list(DET_METRICS)
-        curves = load_scalar_history(logs, lambda key: key in keys)
+        keys = list(DET_METRICS)
+        interval = Config.fromfile(run.config).train_cfg.val_interval
+        curves = validation_curves(logs, keys, interval)
     missing = [key for key in keys if key not in curves]
     if missing:
         raise RuntimeError(f'{run.work_dir}: the logs hold no {missing}')
@@ -349,7 +376,8 @@ def plot_curves(summary: dict, out_dir: str) -> List[str]:
                     run['curves'][key][1] for run in cell['runs']
                     if len(run['curves'][key][1]) == len(steps)
                 ])
-                ax.plot(steps, values.mean(0), label=labels[name], lw=1.3)
+                ax.plot(steps, values.mean(0), label=labels[name], lw=1.3,
+                        marker='o', ms=3)
                 if len(values) > 1:
                     ax.fill_between(steps, values.min(0), values.max(0),
                                     alpha=.2)
