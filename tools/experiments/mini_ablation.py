@@ -80,6 +80,12 @@ DETECTION = {
                   False),
 }
 DET_PRETRAIN = 'integral-mfm'
+# the printed name of every variant of the three stages
+VARIANT_LABELS = {
+    **{name: label for name, (label, _) in PRETRAIN.items()},
+    'scratch': 'from scratch',
+    **{name: label for name, (label, *_) in DETECTION.items()},
+}
 DET_DATA = 'data/fashion_mnist_det'  # the det configs' data_root
 TOP1 = 'accuracy/top1'
 DET_METRICS = ('coco/bbox_mAP', 'coco/segm_mAP')
@@ -269,14 +275,17 @@ def run_metrics(run: Run) -> dict:
             key: [steps.tolist(), values.tolist()]
             for key, (steps, values) in curves.items()
         },
-        # pre-training: the mean of the last 100 iterations' logged values
-        final={
-            key: float(
-                np.mean(curves[key][1][curves[key][0] >
-                                       curves[key][0][-1] - 100])
-                if run.stage == 'pretrain' else curves[key][1][-1])
-            for key in keys
-        })
+        final={key: _final_value(run.stage, *curves[key])
+               for key in keys})
+
+
+def _final_value(stage: str, steps: np.ndarray, values: np.ndarray) -> float:
+    """A run's result: the last evaluation, or for pre-training the mean
+    of the losses logged over the last 100 iterations (one logged window is
+    too noisy to compare runs)."""
+    if stage == 'pretrain':
+        return float(np.mean(values[steps > steps[-1] - 100]))
+    return float(values[-1])
 
 
 def _mean_spread(values: List[float]) -> str:
@@ -300,11 +309,14 @@ def summarize(runs: List[Run]) -> dict:
     return summary
 
 
+def _mean_wall_min(cell: dict) -> float:
+    return np.mean([run['wall_s'] for run in cell['runs']]) / 60
+
+
 def markdown_report(summary: dict) -> str:
     """The study's tables (mean ± sample std (min-max) over seeds)."""
     lines = []
-    labels = {name: label for name, (label, _) in PRETRAIN.items()}
-    labels['scratch'] = 'from scratch'
+    labels = VARIANT_LABELS
     if 'pretrain' in summary:
         lines += [
             '## Pre-training', '',
@@ -324,9 +336,8 @@ def markdown_report(summary: dict) -> str:
         ]
         for name, cell in summary['cls'].items():
             top1 = [run['final'][TOP1] for run in cell['runs']]
-            wall = np.mean([run['wall_s'] for run in cell['runs']]) / 60
             lines.append(f'| {labels[name]} | {_mean_spread(top1)} | '
-                         f'{len(top1)} | {wall:.1f} |')
+                         f'{len(top1)} | {_mean_wall_min(cell):.1f} |')
         lines.append('')
     if 'det' in summary:
         lines += [
@@ -338,10 +349,9 @@ def markdown_report(summary: dict) -> str:
         for name, cell in summary['det'].items():
             maps = [[run['final'][key] * 100 for run in cell['runs']]
                     for key in DET_METRICS]
-            wall = np.mean([run['wall_s'] for run in cell['runs']]) / 60
-            lines.append(f'| {DETECTION[name][0]} | {_mean_spread(maps[0])} | '
+            lines.append(f'| {labels[name]} | {_mean_spread(maps[0])} | '
                          f'{_mean_spread(maps[1])} | {len(cell["runs"])} | '
-                         f'{wall:.1f} |')
+                         f'{_mean_wall_min(cell):.1f} |')
         lines.append('')
     return '\n'.join(lines)
 
@@ -354,9 +364,6 @@ def plot_curves(summary: dict, out_dir: str) -> List[str]:
     matplotlib.use('Agg')  # no display needed
     import matplotlib.pyplot as plt
 
-    labels = {name: label for name, (label, _) in PRETRAIN.items()}
-    labels['scratch'] = 'from scratch'
-    labels.update({name: label for name, (label, *_) in DETECTION.items()})
     panels = [('pretrain', ['loss_mim'], 'pre-training: loss_mim',
                'pretrain_loss_mim.png'),
               ('cls', [TOP1], 'fine-tuning: test top-1 (%)',
@@ -376,7 +383,7 @@ def plot_curves(summary: dict, out_dir: str) -> List[str]:
                     run['curves'][key][1] for run in cell['runs']
                     if len(run['curves'][key][1]) == len(steps)
                 ])
-                ax.plot(steps, values.mean(0), label=labels[name], lw=1.3,
+                ax.plot(steps, values.mean(0), label=VARIANT_LABELS[name], lw=1.3,
                         marker='o', ms=3)
                 if len(values) > 1:
                     ax.fill_between(steps, values.min(0), values.max(0),
