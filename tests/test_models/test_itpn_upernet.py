@@ -121,7 +121,8 @@ def test_ade20k_configs_follow_the_official_recipe(name, monkeypatch):
     assert optim.type == 'OptimWrapper'  # --amp switches it
     assert optim.constructor == 'mmitpn.iTPNLayerDecayOptimWrapperConstructor'
     assert optim.optimizer == dict(
-        type='AdamW', lr=3e-5, betas=(0.9, 0.999), weight_decay=0.05)
+        type='AdamW', lr=3e-5, betas=(0.9, 0.999), weight_decay=0.05,
+        fused=True)
     assert optim.paramwise_cfg == dict(
         layer_decay_rate=decay, decay_rescale_depth=12)
     warmup, poly = cfg.param_scheduler

@@ -1,10 +1,12 @@
 """get_flops.py and benchmark.py on tiny configs (numbers, not timings)."""
+import io
 import json
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+import torch
 from mmengine.config import Config
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -35,29 +37,87 @@ def test_flops_conventions_differ_by_attention_and_norms():
 def test_benchmark_reports_each_row_and_ratios(capsys):
     benchmark.main([
         TINY_CLS, '--mode', 'train', '--batch-size', '2', '--shape', '64',
-        '--iters', '1', '--warmup', '1', '--threads', '1', '--compare',
-        f'config:{TINY_CLS}'
+        '--iters', '1', '--rounds', '2', '--warmup', '1', '--threads', '1',
+        '--compare', f'config:{TINY_CLS}'
     ])
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines()
             if 'itpn_hivit-tiny-p16.py ' in line and ' fp32 ' in line]
     assert len(rows) == 2
     # the baseline row's ratios are 1 by definition
-    assert rows[0].split()[4:7:2] == ['1.00x', '1.00x']
+    assert rows[0].split()[4:8] == ['1.00x', '(1.00-1.00)',
+                                    rows[0].split()[6], '1.00x']
     assert 'ratios are relative to: config:' in out
+    # a model config without optim_wrapper trains with plain AdamW
+    assert '    optimizer: AdamW\n' in out
 
 
-def test_benchmark_worker_measures_bf16_difference():
+def _worker_replies(commands, amp=True):
     proc = subprocess.run([
         sys.executable, osp.join(TOOLS, 'benchmark.py'), TINY_CLS, '--shape',
         '64', '--batch-size', '2', '--iters', '1', '--warmup', '0',
         '--threads', '1', '--worker',
-        json.dumps(dict(spec=f'config:{TINY_CLS}', amp=True))
-    ], capture_output=True, text=True, check=True)
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result['images_per_s'] > 0
+        json.dumps(dict(spec=f'config:{TINY_CLS}', amp=amp))
+    ], input=''.join(c + '\n' for c in commands), capture_output=True,
+        text=True, check=True)
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_benchmark_worker_protocol_and_bf16_difference():
+    ready, warm, run, result = _worker_replies(['warmup', 'run', 'finish'])
+    assert ready == dict(ready=True) and warm == {}
+    assert run['images_per_s'] > 0
+    assert result['params_m'] == pytest.approx(5.76, rel=0.01)
     assert 0 < result['max_abs_diff_vs_fp32'] < 0.1 * max(
         result['ref_max_abs'], 1.0)
+
+
+def test_benchmark_ratios_are_medians_of_per_round_ratios(monkeypatch):
+    speeds = {'a': iter([10., 4., 10.]), 'b': iter([20., 12., 10.])}
+
+    class FakeWorker:
+
+        def __init__(self, spec, args, amp):
+            self.spec, self.amp = spec, amp
+            self.proc = subprocess.CompletedProcess([], 0)
+            self.proc.poll = lambda: 0
+
+        def ask(self, command):
+            if command == 'run':
+                return dict(images_per_s=next(speeds[self.spec]))
+            if command == 'finish':
+                return dict(peak_mib=1., params_m=1., optimizer=None)
+            return {}
+
+    monkeypatch.setattr(benchmark, '_WorkerProcess', FakeWorker)
+    args = benchmark.parse_args(['unused', '--rounds', '3'])
+    base, other = benchmark.measure_all([('a', False), ('b', False)], args)
+    assert base['ratio'] == 1.
+    # per-round ratios 2, 3, 1 -> median 2 (the ratio of the medians would
+    # be 12 / 10)
+    assert other['images_per_s'] == 12.
+    assert (other['ratio'], other['ratio_min'], other['ratio_max']) == (2., 1.,
+                                                                        3.)
+
+
+def test_benchmark_trains_with_the_configs_optimizer():
+    pretrain = osp.join(REPO_ROOT, 'configs', 'pretrain',
+                        'itpn-demo_fashion-mnist.py')
+    args = benchmark.parse_args([pretrain, '--mode', 'train',
+                                 '--batch-size', '2', '--shape', '28'])
+    runner = benchmark._Runner(f'config:{pretrain}', args, amp=False)
+    optimizer = runner.optim_wrapper.optimizer
+    assert runner.optimizer_name == 'AdamW fused'
+    # the config's constructor: no weight decay on norms and biases, and the
+    # frozen EMA teacher is left out
+    decays = {p: g['weight_decay'] for g in optimizer.param_groups
+              for p in g['params']}
+    assert decays[runner.model.backbone.patch_embed.norm.weight] == 0.
+    assert decays[runner.model.backbone.patch_embed.proj.weight] == 0.05
+    assert not any(p in decays for p in runner.model.teacher.parameters())
+    before = runner.model.backbone.patch_embed.proj.weight.clone()
+    runner.step()
+    assert not torch.equal(before, runner.model.backbone.patch_embed.proj.weight)
 
 
 def test_benchmark_compile_covers_every_submodule_and_reaches_workers(
@@ -72,8 +132,12 @@ def test_benchmark_compile_covers_every_submodule_and_reaches_workers(
             if m._compiled_call_impl is None] == []
 
     commands = []
-    monkeypatch.setattr(
-        benchmark.subprocess, 'run', lambda cmd, **kwargs: commands.append(
-            cmd) or subprocess.CompletedProcess(cmd, 0, '{}', ''))
-    benchmark.run_isolated(f'config:{TINY_CLS}', args, amp=False)
+
+    def fake_popen(cmd, **kwargs):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(
+            cmd, 0, stdout=io.StringIO('{"ready": true}\n'))
+
+    monkeypatch.setattr(benchmark.subprocess, 'Popen', fake_popen)
+    benchmark._WorkerProcess(f'config:{TINY_CLS}', args, amp=False)
     assert '--compile' in commands[0]

@@ -10,10 +10,17 @@ timm's ViT-B on the same shape, threads and batch:
 
 Models are named ``config:PATH`` (any mmitpn / OpenMMLab config, including
 ``mmpretrain::...`` package configs) or ``timm:NAME``; the positional CONFIG
-is ``config:CONFIG``. A training step is forward, backward and an AdamW step
-(plus the EMA-teacher update when the model has one); inference is a forward
-pass under ``torch.no_grad``. ``--amp`` is bfloat16 autocast on CPU and
-float16 autocast on GPU.
+is ``config:CONFIG``. A training step is forward, backward and the optimizer
+step (plus the EMA-teacher update when the model has one); the optimizer is
+the one the config's ``optim_wrapper`` builds (its parameter groups, options
+and gradient clipping), else ``AdamW(lr=1e-4)``. Inference is a forward pass
+under ``torch.no_grad``. ``--amp`` is bfloat16 autocast on CPU and float16
+autocast on GPU.
+
+The models take turns: every round runs ``--iters`` steps of each model in
+the order given, so a slow spell of a shared machine hits all rows of a
+round alike. A row's images/s is its median over the rounds and a ratio is
+the median of the per-round ratios; the spread over rounds is printed too.
 """
 import argparse
 import json
@@ -21,6 +28,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -38,7 +46,10 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=2,
                         help='torch intra-op threads (CPU)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--iters', type=int, default=10)
+    parser.add_argument('--iters', type=int, default=5,
+                        help='steps per model and round')
+    parser.add_argument('--rounds', type=int, default=5,
+                        help='rounds in which the models take turns')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision for CONFIG (bf16 on CPU)')
@@ -69,9 +80,8 @@ def _literal(value):
         return value
 
 
-def _build_config_model(path, options):
+def _load_config(path, options):
     from mmengine.config import Config
-    from mmengine.registry import DefaultScope, init_default_scope
 
     import mmitpn  # noqa: F401
     if '::' in path:  # a package's config, e.g. mmpretrain::itpn/...
@@ -88,12 +98,39 @@ def _build_config_model(path, options):
         for key in parents:
             node = node[key]
         node[last] = _literal(value)
-    scope = cfg.get('default_scope', 'mmpretrain')
-    init_default_scope(scope)
+    return cfg
+
+
+def _build_optim_wrapper(model, cfg, scope):
+    """The config's optimizer, or ``AdamW(lr=1e-4)`` without one.
+
+    The wrapper is a plain ``OptimWrapper`` whatever the config names:
+    mixed precision is the benchmark's own autocast (``--amp``), and loss
+    scaling has no role on CPU.
+    """
+    from mmengine.optim import OptimWrapper, build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    if cfg is None or 'optim_wrapper' not in cfg:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return OptimWrapper(torch.optim.AdamW(params, lr=1e-4))
+    wrapper_cfg = cfg.optim_wrapper.copy()
+    wrapper_cfg['type'] = 'OptimWrapper'
+    for key in ('loss_scale', 'dtype'):
+        wrapper_cfg.pop(key, None)
     with DefaultScope.overwrite_default_scope(scope):
-        from mmengine.registry import MODELS
-        model = MODELS.build(cfg.model)
-    return model, scope
+        return build_optim_wrapper(model, wrapper_cfg)
+
+
+def _describe_optimizer(wrapper):
+    optimizer = wrapper.optimizer
+    name = type(optimizer).__name__
+    if optimizer.defaults.get('fused'):
+        name += ' fused'
+    elif optimizer.defaults.get('foreach'):
+        name += ' foreach'
+    if getattr(wrapper, 'clip_grad_kwargs', None):
+        name += ' +clip'
+    return name
 
 
 def _training_inputs(model, scope, batch, num_classes=1000):
@@ -113,17 +150,23 @@ class _Runner:
     """One model's forward (and training step) on a fixed input."""
 
     def __init__(self, spec, args, amp):
+        from mmengine.registry import (MODELS, DefaultScope,
+                                       init_default_scope)
         self.device = torch.device(args.device)
         self.amp = amp
         kind, name = spec.split(':', 1)
+        cfg = None
         if kind == 'timm':
             import timm
             self.model = timm.create_model(name)
             self.scope = 'timm'
         elif kind == 'config':
-            options = (args.cfg_options if name == args.config
-                       else args.compare_cfg_options)
-            self.model, self.scope = _build_config_model(name, options)
+            cfg = _load_config(name, args.cfg_options if name == args.config
+                               else args.compare_cfg_options)
+            self.scope = cfg.get('default_scope', 'mmpretrain')
+            init_default_scope(self.scope)
+            with DefaultScope.overwrite_default_scope(self.scope):
+                self.model = MODELS.build(cfg.model)
         else:
             raise SystemExit(f'unknown model spec {spec!r}: use timm:NAME '
                              'or config:PATH')
@@ -138,14 +181,16 @@ class _Runner:
         self.inputs = torch.randn(args.batch_size, 3, height, width,
                                   generator=gen).to(self.device)
         self.train = args.mode == 'train'
+        self.optimizer_name = None
         if self.train:
             self.model.train()
             self.ema_teacher = getattr(self.model, 'teacher_mode',
                                        None) == 'ema'
             if self.ema_teacher:
                 self.model.init_teacher()
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            self.optimizer = torch.optim.AdamW(params, lr=1e-4)
+            self.optim_wrapper = _build_optim_wrapper(self.model, cfg,
+                                                      self.scope)
+            self.optimizer_name = _describe_optimizer(self.optim_wrapper)
             if self.scope == 'timm':
                 self.labels = torch.arange(args.batch_size).to(self.device)
             else:
@@ -173,9 +218,7 @@ class _Runner:
             else:
                 losses = self.model.loss(self.inputs, self.data_samples)
                 loss, _ = self.model.parse_losses(losses)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.optim_wrapper.update_params(loss)
         if self.ema_teacher:
             self.model.update_teacher()
 
@@ -196,43 +239,72 @@ def _rss_bytes():
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
-def measure(spec, args, amp):
-    """Images/s and the peak memory the steps need beyond the built model."""
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    runner = _Runner(spec, args, amp)
-    # Memory is what the steps add to the built model and its input
-    # (activations, gradients, optimizer state), so imports don't count.
-    base_rss = _rss_bytes()
-    for _ in range(args.warmup):
-        runner.step()
-    runner.sync()
-    if runner.device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(args.iters):
-        runner.step()
-    runner.sync()
-    elapsed = time.perf_counter() - start
-    if runner.device.type == 'cuda':
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        peak = resource.getrusage(
-            resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss
-    result = dict(spec=spec, amp=amp, mode=args.mode,
-                  images_per_s=args.iters * args.batch_size / elapsed,
-                  peak_mib=max(peak, 0) / MIB,
-                  params_m=sum(p.numel() for p in runner.model.parameters())
-                  / 1e6)
-    if amp and not runner.train:
-        with torch.no_grad():
-            low = runner.forward()
-            runner.amp = False
-            ref = runner.forward()
-        low, ref = _first_tensor(low).float(), _first_tensor(ref).float()
-        result['max_abs_diff_vs_fp32'] = (low - ref).abs().max().item()
-        result['ref_max_abs'] = ref.abs().max().item()
-    return result
+class _Worker:
+    """Measures one model in this process, on the parent's commands.
+
+    Commands (one per stdin line, one JSON reply per stdout line):
+    ``warmup``, ``run`` (``--iters`` timed steps -> images/s) and
+    ``finish`` (peak memory, parameters, the bfloat16 output error).
+    """
+
+    def __init__(self, spec, args, amp):
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(0)
+        self.args = args
+        self.spec = spec
+        self.runner = _Runner(spec, args, amp)
+        # Memory is what the steps add to the built model and its input
+        # (activations, gradients, optimizer state), so imports don't count.
+        self.base_rss = _rss_bytes()
+
+    def warmup(self):
+        for _ in range(self.args.warmup):
+            self.runner.step()
+        self.runner.sync()
+        if self.runner.device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+        return {}
+
+    def run(self):
+        start = time.perf_counter()
+        for _ in range(self.args.iters):
+            self.runner.step()
+        self.runner.sync()
+        elapsed = time.perf_counter() - start
+        return dict(images_per_s=self.args.iters * self.args.batch_size /
+                    elapsed)
+
+    def finish(self):
+        runner = self.runner
+        if runner.device.type == 'cuda':
+            peak = torch.cuda.max_memory_allocated()
+        else:
+            peak = resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base_rss
+        result = dict(
+            peak_mib=max(peak, 0) / MIB,
+            params_m=sum(p.numel() for p in runner.model.parameters()) / 1e6,
+            optimizer=runner.optimizer_name)
+        if runner.amp and not runner.train:
+            with torch.no_grad():
+                low = runner.forward()
+                runner.amp = False
+                ref = runner.forward()
+            low, ref = _first_tensor(low).float(), _first_tensor(ref).float()
+            result['max_abs_diff_vs_fp32'] = (low - ref).abs().max().item()
+            result['ref_max_abs'] = ref.abs().max().item()
+        return result
+
+    def serve(self, replies, commands=sys.stdin):
+        print(json.dumps(dict(ready=True)), file=replies, flush=True)
+        for line in commands:
+            command = line.strip()
+            if command not in ('warmup', 'run', 'finish'):
+                raise SystemExit(f'unknown worker command {command!r}')
+            print(json.dumps(getattr(self, command)()), file=replies,
+                  flush=True)
+            if command == 'finish':
+                return
 
 
 def _first_tensor(out):
@@ -241,59 +313,123 @@ def _first_tensor(out):
     return out
 
 
-def run_isolated(spec, args, amp):
-    cmd = [sys.executable, os.path.abspath(__file__), args.config,
-           '--worker', json.dumps(dict(spec=spec, amp=amp))]
-    for flag in ('mode', 'batch_size', 'threads', 'device', 'iters',
-                 'warmup'):
-        cmd += [f'--{flag.replace("_", "-")}', str(getattr(args, flag))]
-    cmd += ['--shape'] + [str(s) for s in args.shape]
-    if args.compile:
-        cmd.append('--compile')
-    for flag in ('cfg_options', 'compare_cfg_options'):
-        if getattr(args, flag):
-            cmd += [f'--{flag.replace("_", "-")}'] + getattr(args, flag)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f'benchmark of {spec} failed')
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+class _WorkerProcess:
+    """A model's worker subprocess, driven one command at a time."""
+
+    def __init__(self, spec, args, amp):
+        self.spec, self.amp = spec, amp
+        cmd = [sys.executable, os.path.abspath(__file__), args.config,
+               '--worker', json.dumps(dict(spec=spec, amp=amp))]
+        for flag in ('mode', 'batch_size', 'threads', 'device', 'iters',
+                     'warmup'):
+            cmd += [f'--{flag.replace("_", "-")}', str(getattr(args, flag))]
+        cmd += ['--shape'] + [str(s) for s in args.shape]
+        if args.compile:
+            cmd.append('--compile')
+        for flag in ('cfg_options', 'compare_cfg_options'):
+            if getattr(args, flag):
+                cmd += [f'--{flag.replace("_", "-")}'] + getattr(args, flag)
+        # A file, not a pipe: a chatty worker must not block on a full pipe.
+        self.log = tempfile.TemporaryFile('w+')
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        self._reply()  # built
+
+    def _reply(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.kill()
+            self.log.seek(0)
+            sys.stderr.write(self.log.read()[-4000:])
+            raise SystemExit(f'benchmark of {self.spec} failed')
+        return json.loads(line)
+
+    def ask(self, command):
+        self.proc.stdin.write(command + '\n')
+        self.proc.stdin.flush()
+        reply = self._reply()
+        if command == 'finish':
+            self.proc.wait()
+        return reply
+
+
+def _median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return (values[mid] if len(values) % 2 else
+            (values[mid - 1] + values[mid]) / 2)
+
+
+def measure_all(jobs, args):
+    """Measure ``(spec, amp)`` jobs in turn; one result dict per job."""
+    workers = []
+    try:
+        for spec, amp in jobs:
+            workers.append(_WorkerProcess(spec, args, amp))
+        for worker in workers:
+            worker.ask('warmup')
+        rounds = [[worker.ask('run')['images_per_s'] for worker in workers]
+                  for _ in range(args.rounds)]
+        results = []
+        for i, worker in enumerate(workers):
+            per_round = [r[i] for r in rounds]
+            ratios = [r[i] / r[0] for r in rounds]
+            results.append(
+                dict(spec=worker.spec, amp=worker.amp, mode=args.mode,
+                     images_per_s=_median(per_round),
+                     images_per_s_rounds=per_round,
+                     ratio=_median(ratios), ratio_min=min(ratios),
+                     ratio_max=max(ratios), **worker.ask('finish')))
+        return results
+    finally:
+        for worker in workers:
+            if worker.proc.poll() is None:
+                worker.proc.kill()
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         job = json.loads(args.worker)
-        print(json.dumps(measure(job['spec'], args, job['amp'])))
+        # Replies own stdout; whatever else prints (including native code)
+        # goes to stderr.
+        replies = os.fdopen(os.dup(sys.stdout.fileno()), 'w')
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+        _Worker(job['spec'], args, job['amp']).serve(replies=replies)
         return
     main_spec = f'config:{args.config}'
     jobs = [(spec, False) for spec in args.compare]
     if args.amp and args.also_fp32:
         jobs.append((main_spec, False))
     jobs.append((main_spec, args.amp))
-    results = [run_isolated(spec, args, amp) for spec, amp in jobs]
+    results = measure_all(jobs, args)
 
     height, width = (args.shape * 2)[:2]
     print(f'\n{args.mode}: batch {args.batch_size}, {height}x{width}, '
-          f'{args.threads} threads, {args.device}, {args.iters} iters'
-          + (', torch.compile' if args.compile else ''))
+          f'{args.threads} threads, {args.device}, {args.rounds} rounds of '
+          f'{args.iters} iters' + (', torch.compile' if args.compile else ''))
     base = results[0]
     print(f'{"model":60s} {"prec":5s} {"params":>8s} {"img/s":>8s} '
-          f'{"ratio":>6s} {"peak MiB":>9s} {"mem ratio":>9s}')
+          f'{"ratio":>6s} {"(range)":>13s} {"peak MiB":>9s} '
+          f'{"mem ratio":>9s}')
     for res in results:
         prec = ('bf16' if args.device == 'cpu' else 'fp16') if res['amp'] \
             else 'fp32'
+        spread = f'({res["ratio_min"]:.2f}-{res["ratio_max"]:.2f})'
         print(f'{res["spec"][-60:]:60s} {prec:5s} {res["params_m"]:7.2f}M '
-              f'{res["images_per_s"]:8.2f} '
-              f'{res["images_per_s"] / base["images_per_s"]:5.2f}x '
-              f'{res["peak_mib"]:9.1f} '
+              f'{res["images_per_s"]:8.2f} {res["ratio"]:5.2f}x '
+              f'{spread:>13s} {res["peak_mib"]:9.1f} '
               f'{res["peak_mib"] / max(base["peak_mib"], 1e-9):8.2f}x')
+        if res['optimizer']:
+            print(f'    optimizer: {res["optimizer"]}')
         if 'max_abs_diff_vs_fp32' in res:
             print(f'    output max |amp - fp32| = '
                   f'{res["max_abs_diff_vs_fp32"]:.4g} (fp32 max |out| = '
                   f'{res["ref_max_abs"]:.4g})')
     print(f'ratios are relative to: {base["spec"]} '
-          f'({"amp" if base["amp"] else "fp32"})')
+          f'({"amp" if base["amp"] else "fp32"}); img/s and ratios are '
+          f'medians over rounds, (range) the ratio\'s spread')
 
 
 if __name__ == '__main__':

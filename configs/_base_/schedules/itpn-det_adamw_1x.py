@@ -12,7 +12,8 @@ optim_wrapper = dict(
     type='OptimWrapper',
     constructor='mmitpn.iTPNLayerDecayOptimWrapperConstructor',
     optimizer=dict(
-        type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
+        type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05,
+        fused=True),
     paramwise_cfg=dict(layer_decay_rate=0.9))
 param_scheduler = [
     dict(

@@ -13,7 +13,8 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=3e-5, betas=(0.9, 0.999), weight_decay=0.05),
+        type='AdamW', lr=3e-5, betas=(0.9, 0.999), weight_decay=0.05,
+        fused=True),
     constructor='mmitpn.iTPNLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.9, decay_rescale_depth=12))
 

@@ -9,7 +9,8 @@ optim_wrapper = dict(
     # mmitpn.BF16AutocastOptimWrapper (bfloat16 autocast) on CPUs.
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=1.6e-3, betas=(0.9, 0.999), weight_decay=0.05),
+        type='AdamW', lr=1.6e-3, betas=(0.9, 0.999), weight_decay=0.05,
+        fused=True),
     constructor='mmitpn.iTPNLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.6, decay_rescale_depth=12))
 

@@ -7,7 +7,8 @@ optim_wrapper = dict(
     # mmitpn.BF16AutocastOptimWrapper (bfloat16 autocast) on CPUs.
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=1.5e-3, betas=(0.9, 0.98), weight_decay=0.05),
+        type='AdamW', lr=1.5e-3, betas=(0.9, 0.98), weight_decay=0.05,
+        fused=True),
     clip_grad=dict(max_norm=3.0),
     # No layer decay in pre-training (rate 1); the constructor supplies the
     # no-weight-decay rules and leaves out the frozen EMA/CLIP teacher.
