@@ -145,11 +145,12 @@ def _matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                       dropout_p: float) -> torch.Tensor:
     """Attention as two low-precision matmuls around a softmax.
 
-    PyTorch's fused CPU attention kernel is 1.2-1.6x slower in bfloat16 than
-    this in the forward and 2.5-4x slower in the backward (iTPN-B shapes, 2
-    threads), while bfloat16 matmuls run at twice the float32 rate. The CPU
-    softmax kernel computes in float32 internally, and keeping the scores in
-    bfloat16 avoids converting ``(B, heads, N, N)`` tensors back and forth.
+    On iTPN-B shapes (2 threads), PyTorch's fused CPU attention kernel is
+    1.4-2.1x slower in bfloat16 than this in the forward and 2.5-3.5x slower
+    in forward plus backward, while bfloat16 matmuls run at twice the
+    float32 rate. The CPU softmax kernel computes in float32 internally, and
+    keeping the scores in bfloat16 avoids converting ``(B, heads, N, N)``
+    tensors back and forth.
     """
     scores = torch.matmul(q * q.shape[-1]**-0.5, k.transpose(-2, -1))
     if bias is not None:
