@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -251,7 +252,6 @@ class _Worker:
         torch.set_num_threads(args.threads)
         torch.manual_seed(0)
         self.args = args
-        self.spec = spec
         self.runner = _Runner(spec, args, amp)
         # Memory is what the steps add to the built model and its input
         # (activations, gradients, optimizer state), so imports don't count.
@@ -354,13 +354,6 @@ class _WorkerProcess:
         return reply
 
 
-def _median(values):
-    values = sorted(values)
-    mid = len(values) // 2
-    return (values[mid] if len(values) % 2 else
-            (values[mid - 1] + values[mid]) / 2)
-
-
 def measure_all(jobs, args):
     """Measure ``(spec, amp)`` jobs in turn; one result dict per job."""
     workers = []
@@ -377,9 +370,9 @@ def measure_all(jobs, args):
             ratios = [r[i] / r[0] for r in rounds]
             results.append(
                 dict(spec=worker.spec, amp=worker.amp, mode=args.mode,
-                     images_per_s=_median(per_round),
+                     images_per_s=statistics.median(per_round),
                      images_per_s_rounds=per_round,
-                     ratio=_median(ratios), ratio_min=min(ratios),
+                     ratio=statistics.median(ratios), ratio_min=min(ratios),
                      ratio_max=max(ratios), **worker.ask('finish')))
         return results
     finally:
