@@ -2,6 +2,7 @@ from .blocks import (AttentionBlock, CMLPBlock, DropPath, Mlp, PatchMerge,
                      PatchSplit, PyramidLevelEmbed, init_linear_and_norm)
 from .checkpoint_loading import (LoadReport, PretrainedCheckedModule,
                                  PretrainedLoadError, load_pretrained)
+from .linear import Linear
 from .layout import nchw_to_tokens, tokens_to_nchw
 from .masking import block_masking, gather_patches, random_masking
 from .pos_embed import (build_2d_sincos_pos_embed, relative_position_index,
@@ -11,7 +12,7 @@ __all__ = [
     'LoadReport', 'PretrainedCheckedModule', 'PretrainedLoadError',
     'load_pretrained',
     'AttentionBlock', 'CMLPBlock', 'DropPath', 'Mlp', 'PatchMerge',
-    'PatchSplit', 'PyramidLevelEmbed', 'init_linear_and_norm', 'nchw_to_tokens', 'tokens_to_nchw',
+    'PatchSplit', 'PyramidLevelEmbed', 'Linear', 'init_linear_and_norm', 'nchw_to_tokens', 'tokens_to_nchw',
     'block_masking', 'gather_patches', 'random_masking', 'build_2d_sincos_pos_embed',
     'relative_position_index', 'resize_pos_embed', 'resize_rel_pos_table'
 ]

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
+from .linear import Linear
 from .pos_embed import relative_position_index, resize_rel_pos_table
 
 
@@ -79,18 +80,21 @@ class DropPath(nn.Module):
 
 
 class Mlp(nn.Module):
-    """``fc1 -> GELU -> fc2`` on the last axis (timm's ``Mlp`` keys)."""
+    """``fc1 -> GELU -> fc2`` on the last axis (timm's ``Mlp`` keys).
+
+    The exact GELU is applied by ``fc1`` so that it can run inside oneDNN's
+    product on CPU.
+    """
 
     def __init__(self, in_features: int, hidden_features: int,
                  drop: float = 0.):
         super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_features, in_features)
+        self.fc1 = Linear(in_features, hidden_features)
+        self.fc2 = Linear(hidden_features, in_features)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop(self.act(self.fc1(x)))
+        x = self.drop(self.fc1(x, gelu=True))
         return self.drop(self.fc2(x))
 
 
@@ -186,9 +190,9 @@ class Attention(nn.Module):
             raise ValueError(
                 f'dim ({dim}) must be divisible by num_heads ({num_heads})')
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         if rel_pos_grid is not None:
             self.rel_pos_grid = tuple(int(s) for s in rel_pos_grid)
@@ -331,7 +335,7 @@ class PatchMerge(BaseModule):
     def __init__(self, dim: int, norm_eps: float = 1e-6, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.norm = nn.LayerNorm(4 * dim, eps=norm_eps)
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.reduction = Linear(4 * dim, 2 * dim, bias=False)
         init_linear_and_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -357,7 +361,7 @@ class PatchSplit(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.out_dim = out_dim
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
-        self.proj = nn.Linear(dim, 4 * out_dim, bias=False)
+        self.proj = Linear(dim, 4 * out_dim, bias=False)
         init_linear_and_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -395,7 +399,7 @@ class PyramidLevelEmbed(nn.ModuleList):
             nn.Sequential(
                 OrderedDict(
                     norm=nn.LayerNorm(in_channels, eps=norm_eps),
-                    proj=nn.Linear(in_channels,
+                    proj=Linear(in_channels,
                                    embed_dims // 4**(num_levels - 1 - j))))
             for j in range(num_levels)
         ])
