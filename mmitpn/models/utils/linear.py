@@ -90,53 +90,30 @@ def _needs_grad(*tensors: Optional[torch.Tensor]) -> bool:
         t is not None and t.requires_grad for t in tensors)
 
 
-def linear(x: torch.Tensor,
-           weight: torch.Tensor,
-           bias: Optional[torch.Tensor] = None,
-           gelu: bool = False) -> torch.Tensor:
-    """``F.linear`` (then exact GELU if ``gelu``), oneDNN on CPU.
-
-    Without autograd the GELU runs inside oneDNN's product. ``weight`` may be
-    a oneDNN-packed weight of the compute dtype (see :class:`Linear`).
-    """
-    dtype = _onednn_dtype(x, weight)
-    if dtype is None:
-        out = F.linear(x, weight, bias)
-        return F.gelu(out) if gelu else out
-    x, weight = x.to(dtype), weight.to(dtype)
-    if bias is not None:
-        bias = bias.to(dtype)
-    with torch.autocast('cpu', enabled=False):
-        if not _needs_grad(x, weight, bias):
-            return _onednn_linear(x, weight, bias, 'gelu' if gelu else 'none')
-        out = _OneDNNLinearFunction.apply(x, weight, bias)
-        return F.gelu(out) if gelu else out
-
-
 class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters and keys) computed by :func:`linear`.
+    """``nn.Linear`` (same parameters and keys) with oneDNN products on CPU.
 
-    Under bfloat16 autocast without autograd (inference), the weight is cast
-    and packed for oneDNN once and kept until it changes, instead of being
-    cast on every forward (together 8-12 % of iTPN-B's bfloat16 inference on
-    CPU). float32 weights are used as they are, so inference holds no second
-    float32 copy.
+    ``forward(x, gelu=True)`` applies the exact GELU after the product;
+    without autograd it runs inside oneDNN's product. Under bfloat16
+    autocast without autograd (inference), the weight is cast and packed for
+    oneDNN once and kept until it changes, instead of being cast on every
+    forward (together 8-12 % of iTPN-B's bfloat16 inference on CPU). float32
+    weights are used as they are, so inference holds no second float32 copy.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._packed_weight = None
 
-    def _weight_for(self, x: torch.Tensor) -> torch.Tensor:
+    def _weight_in(self, dtype: torch.dtype, rows: int) -> torch.Tensor:
         weight = self.weight
-        dtype = _onednn_dtype(x, weight)
-        if dtype in (None, weight.dtype) or _needs_grad(weight):
+        if dtype == weight.dtype or _needs_grad(weight):
             self._packed_weight = None
-            return weight
+            return weight.to(dtype)
         key = (dtype, weight.data_ptr(), weight._version)
         if self._packed_weight is None or self._packed_weight[0] != key:
             self._packed_weight = (key, torch.ops.mkldnn._reorder_linear_weight(
-                weight.detach().to(dtype), x.numel() // x.shape[-1]))
+                weight.detach().to(dtype), rows))
         return self._packed_weight[1]
 
     def __getstate__(self):
@@ -144,4 +121,17 @@ class Linear(nn.Linear):
         return {**self.__dict__, '_packed_weight': None}
 
     def forward(self, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
-        return linear(x, self._weight_for(x), self.bias, gelu)
+        dtype = _onednn_dtype(x, self.weight)
+        if dtype is None:
+            self._packed_weight = None
+            out = F.linear(x, self.weight, self.bias)
+            return F.gelu(out) if gelu else out
+        weight = self._weight_in(dtype, x.numel() // x.shape[-1])
+        x = x.to(dtype)
+        bias = None if self.bias is None else self.bias.to(dtype)
+        with torch.autocast('cpu', enabled=False):
+            if not _needs_grad(x, weight, bias):
+                return _onednn_linear(x, weight, bias,
+                                      'gelu' if gelu else 'none')
+            out = _OneDNNLinearFunction.apply(x, weight, bias)
+            return F.gelu(out) if gelu else out
