@@ -10,10 +10,12 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
+from mmitpn.utils.cpu_allocator import keep_freed_memory
 from mmitpn.utils.train_setup import (registry_errors_explained,
                                       resolve_work_dir, setup_cpu_distributed)
 
@@ -45,6 +47,7 @@ def parse_args(argv=None):
 def main(argv=None):
     """Returns the metrics, e.g. ``{'accuracy/top1': 91.2, ...}``."""
     args = parse_args(argv)
+    print_log(keep_freed_memory(), logger='current')
     for path, what in ((args.config, 'config'), (args.checkpoint,
                                                  'checkpoint')):
         if not osp.isfile(path):

@@ -8,10 +8,12 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
+from mmitpn.utils.cpu_allocator import keep_freed_memory
 from mmitpn.utils.train_setup import (drop_switched_off_hooks, enable_amp,
                                       registry_errors_explained,
                                       resolve_auto_resume, resolve_work_dir,
@@ -58,6 +60,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    print_log(keep_freed_memory(), logger='current')
     if not osp.isfile(args.config):
         raise SystemExit(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)

@@ -21,6 +21,10 @@ The models take turns: every round runs ``--iters`` steps of each model in
 the order given, so a slow spell of a shared machine hits all rows of a
 round alike. A row's images/s is its median over the rounds and a ratio is
 the median of the per-round ratios; the spread over rounds is printed too.
+
+Every worker keeps freed heap memory for reuse as ``tools/train.py`` and
+``tools/test.py`` do (``mmitpn.utils.cpu_allocator``); ``--default-malloc``
+leaves glibc's defaults in all of them instead.
 """
 import argparse
 import json
@@ -33,6 +37,8 @@ import tempfile
 import time
 
 import torch
+
+from mmitpn.utils.cpu_allocator import keep_freed_memory
 
 MIB = 1024 * 1024
 
@@ -69,6 +75,9 @@ def parse_args(argv=None):
                         help='torch.compile every measured model (timm: the '
                         'whole model; configs: each top-level submodule, so '
                         'that loss paths are compiled too)')
+    parser.add_argument('--default-malloc', action='store_true',
+                        help='leave glibc malloc at its defaults in every '
+                        'worker instead of the settings of tools/train.py')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -249,6 +258,8 @@ class _Worker:
     """
 
     def __init__(self, spec, args, amp):
+        if not args.default_malloc:
+            keep_freed_memory()
         torch.set_num_threads(args.threads)
         torch.manual_seed(0)
         self.args = args
@@ -324,8 +335,9 @@ class _WorkerProcess:
                      'warmup'):
             cmd += [f'--{flag.replace("_", "-")}', str(getattr(args, flag))]
         cmd += ['--shape'] + [str(s) for s in args.shape]
-        if args.compile:
-            cmd.append('--compile')
+        for flag in ('compile', 'default_malloc'):
+            if getattr(args, flag):
+                cmd.append(f'--{flag.replace("_", "-")}')
         for flag in ('cfg_options', 'compare_cfg_options'):
             if getattr(args, flag):
                 cmd += [f'--{flag.replace("_", "-")}'] + getattr(args, flag)
@@ -401,7 +413,8 @@ def main(argv=None):
     height, width = (args.shape * 2)[:2]
     print(f'\n{args.mode}: batch {args.batch_size}, {height}x{width}, '
           f'{args.threads} threads, {args.device}, {args.rounds} rounds of '
-          f'{args.iters} iters' + (', torch.compile' if args.compile else ''))
+          f'{args.iters} iters' + (', torch.compile' if args.compile else '')
+          + (', glibc malloc defaults' if args.default_malloc else ''))
     base = results[0]
     print(f'{"model":60s} {"prec":5s} {"params":>8s} {"img/s":>8s} '
           f'{"ratio":>6s} {"(range)":>13s} {"peak MiB":>9s} '
