@@ -20,12 +20,7 @@ model = dict(
     backbone=dict(
         # The demo pre-training architecture: 4x4 patches on 28x28 images
         # (a 7x7 grid), stage widths 32, 64, 128.
-        arch=dict(
-            _delete_=True,
-            embed_dims=128,
-            stem_depths=(1, 1),
-            depth=4,
-            num_heads=4),
+        arch='nano',
         img_size=28,
         patch_size=4,
         drop_path_rate=0.1,

@@ -25,12 +25,7 @@ model = dict(
     data_preprocessor=dict(
         mean=[72.94] * 3, std=[90.02] * 3, pad_size_divisor=16),
     backbone=dict(
-        arch=dict(
-            _delete_=True,  # the base names an arch ('base')
-            embed_dims=backbone_dims[-1],
-            stem_depths=(1, 1),
-            depth=4,
-            num_heads=4),
+        arch='nano',  # C = 128, so the widths are backbone_dims
         img_size=28,
         patch_size=4,
         drop_path_rate=0.,

@@ -18,12 +18,7 @@ fpn_dim = 64
 
 model = dict(
     backbone=dict(
-        arch=dict(
-            _delete_=True,  # the base names an arch ('base')
-            embed_dims=backbone_dims[-1],
-            stem_depths=(1, 1),
-            depth=4,
-            num_heads=4),
+        arch='nano',  # C = 128, so the widths are backbone_dims
         img_size=img_size,
         patch_size=patch_size),
     neck=dict(in_channels=backbone_dims, out_channels=fpn_dim, fpn_depth=1),

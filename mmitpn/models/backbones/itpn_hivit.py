@@ -101,6 +101,7 @@ class iTPNHiViT(PretrainedCheckedModule):
     ========  =====  ===========  =====  =====  ==============================
     name      C      stem_depths  depth  heads  note
     ========  =====  ===========  =====  =====  ==============================
+    nano      128    (1, 1)       4      4      mmitpn addition (the CPU demo)
     tiny      192    (1, 1)       12     3      mmitpn addition (ViT-Ti width)
     small     384    (2, 2)       12     6      mmitpn addition (ViT-S width)
     base      512    (3, 3)       24     8      official iTPN-B
@@ -157,6 +158,8 @@ class iTPNHiViT(PretrainedCheckedModule):
     """
 
     arch_zoo = {
+        'nano': dict(embed_dims=128, stem_depths=(1, 1), depth=4,
+                     num_heads=4),
         'tiny': dict(embed_dims=192, stem_depths=(1, 1), depth=12,
                      num_heads=3),
         'small': dict(embed_dims=384, stem_depths=(2, 2), depth=12,
