@@ -12,8 +12,8 @@ from mmengine.model import BaseModule
 from mmitpn.registry import MODELS
 from ..utils.blocks import CMLPBlock, PatchSplit, init_linear_and_norm
 from ..utils.checkpoint_loading import PretrainedCheckedModule
-from ..utils.linear import Linear
 from ..utils.layout import nchw_to_tokens, tokens_to_nchw
+from ..utils.linear import Linear
 from ..utils.masking import gather_patches
 
 

@@ -2,8 +2,8 @@ from .blocks import (AttentionBlock, CMLPBlock, DropPath, Mlp, PatchMerge,
                      PatchSplit, PyramidLevelEmbed, init_linear_and_norm)
 from .checkpoint_loading import (LoadReport, PretrainedCheckedModule,
                                  PretrainedLoadError, load_pretrained)
-from .linear import Linear
 from .layout import nchw_to_tokens, tokens_to_nchw
+from .linear import Linear
 from .masking import block_masking, gather_patches, random_masking
 from .pos_embed import (build_2d_sincos_pos_embed, relative_position_index,
                         resize_pos_embed, resize_rel_pos_table)

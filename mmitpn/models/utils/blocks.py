@@ -400,7 +400,7 @@ class PyramidLevelEmbed(nn.ModuleList):
                 OrderedDict(
                     norm=nn.LayerNorm(in_channels, eps=norm_eps),
                     proj=Linear(in_channels,
-                                   embed_dims // 4**(num_levels - 1 - j))))
+                                embed_dims // 4**(num_levels - 1 - j))))
             for j in range(num_levels)
         ])
         self.embed_dims = embed_dims
