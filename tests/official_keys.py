@@ -7,7 +7,7 @@ import torch
 
 from mmitpn.models.utils import (build_2d_sincos_pos_embed,
                                  relative_position_index)
-from mmitpn.utils.official_converter import (ATTENTION_BLOCK, MLP_BLOCK,
+from mmitpn.tools.official_converter import (ATTENTION_BLOCK, MLP_BLOCK,
                                              PATCH_MERGE, PATCH_SPLIT,
                                              ROOT_KEYS)
 

@@ -25,8 +25,10 @@ import time
 
 from mmengine.config import Config
 
-from mmitpn.datasets import FashionMNIST
-from mmitpn.utils.visualization import (find_scalar_logs, load_loss_history,
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+from mmitpn.datasets.fashion_mnist import FashionMNIST
+from mmitpn.tools.visualization import (find_scalar_logs, load_loss_history,
                                         load_pretrain_model, loss_names,
                                         plot_loss_curves,
                                         reconstruction_inputs,

@@ -8,16 +8,15 @@ import argparse
 import numbers
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
-from mmitpn.utils.cpu_allocator import keep_freed_memory
-from mmitpn.utils.train_setup import (registry_errors_explained,
-                                      resolve_work_dir, setup_cpu_distributed)
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmitpn.tools.train_setup import (  # noqa: E402
+    build_runner, prepare_process, registry_errors_explained,
+    resolve_work_dir, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -47,7 +46,6 @@ def parse_args(argv=None):
 def main(argv=None):
     """Returns the metrics, e.g. ``{'accuracy/top1': 91.2, ...}``."""
     args = parse_args(argv)
-    print_log(keep_freed_memory(), logger='current')
     for path, what in ((args.config, 'config'), (args.checkpoint,
                                                  'checkpoint')):
         if not osp.isfile(path):
@@ -57,6 +55,7 @@ def main(argv=None):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    prepare_process(cfg)
     setup_cpu_distributed(cfg)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
@@ -67,8 +66,7 @@ def main(argv=None):
             dict(type='DumpResults', out_file_path=args.out))
 
     with registry_errors_explained(cfg):
-        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-            else RUNNERS.build(cfg)
+        runner = build_runner(cfg)
         # The Runner's own `load_from` loads non-strictly (it only warns).
         runner.load_checkpoint(args.checkpoint, strict=True)
         metrics = runner.test()

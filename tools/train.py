@@ -6,18 +6,16 @@ codebase's registries serve its unprefixed types.
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
-from mmitpn.utils.cpu_allocator import keep_freed_memory
-from mmitpn.utils.train_setup import (drop_switched_off_hooks, enable_amp,
-                                      registry_errors_explained,
-                                      resolve_auto_resume, resolve_work_dir,
-                                      setup_cpu_distributed)
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmitpn.tools.train_setup import (  # noqa: E402
+    build_runner, drop_switched_off_hooks, enable_amp, prepare_process,
+    registry_errors_explained, resolve_auto_resume, resolve_work_dir,
+    setup_cpu_distributed)
 
 
 def parse_args():
@@ -60,7 +58,6 @@ def parse_args():
 
 def main():
     args = parse_args()
-    print_log(keep_freed_memory(), logger='current')
     if not osp.isfile(args.config):
         raise SystemExit(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
@@ -68,6 +65,7 @@ def main():
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    prepare_process(cfg)
     drop_switched_off_hooks(cfg)
     setup_cpu_distributed(cfg)
     if args.amp:
@@ -85,8 +83,7 @@ def main():
         cfg.load_from = args.resume
 
     with registry_errors_explained(cfg):
-        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-            else RUNNERS.build(cfg)
+        runner = build_runner(cfg)
         runner.train()
 
 

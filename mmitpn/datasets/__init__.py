@@ -1,8 +1,4 @@
-from .fashion_mnist import FashionMNIST, read_idx_images, read_idx_labels
-from .image_folder import ImageFolder
-from .tiny_real_seg import TinyRealSegDataset
-
-__all__ = [
-    'FashionMNIST', 'ImageFolder', 'read_idx_images', 'read_idx_labels',
-    'TinyRealSegDataset'
-]
+"""Datasets, each an adapter of the codebase it builds on, imported only
+when asked for (mmitpn's registry does that for ``type='mmitpn.X'``):
+:mod:`.fashion_mnist` and :mod:`.image_folder` (mmpretrain),
+:mod:`.tiny_real_seg` (mmseg)."""

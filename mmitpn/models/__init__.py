@@ -1,10 +1,15 @@
-from .algorithms import iTPN
+"""mmitpn's model core (torch + mmengine only): the HiViT backbone, the
+pyramid and the pre-training heads.
+
+The adapters that need another codebase are imported only when asked for:
+:mod:`mmitpn.models.algorithms` (mmpretrain) and :mod:`mmitpn.models.teachers`
+(open_clip); mmitpn's registry does that for ``type='mmitpn.iTPN'``.
+"""
 from .backbones import iTPNHiViT
 from .heads import iTPNCLIPHead, iTPNMFMHead, iTPNPixelHead
 from .necks import GlobalAvgPoolNorm, iTPNPyramid
-from .teachers import CLIPTeacher
 
 __all__ = [
-    'iTPN', 'iTPNHiViT', 'iTPNPixelHead', 'iTPNMFMHead', 'iTPNCLIPHead',
-    'GlobalAvgPoolNorm', 'iTPNPyramid', 'CLIPTeacher'
+    'iTPNHiViT', 'iTPNPixelHead', 'iTPNMFMHead', 'iTPNCLIPHead',
+    'GlobalAvgPoolNorm', 'iTPNPyramid'
 ]

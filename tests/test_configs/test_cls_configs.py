@@ -187,7 +187,7 @@ def test_demo_config_trains_on_fashion_mnist_samples(name):
     from mmengine.dataset import default_collate
     from mmpretrain.registry import DATASETS, MODELS
 
-    from mmitpn.datasets import FashionMNIST
+    from mmitpn.datasets.fashion_mnist import FashionMNIST
     try:
         FashionMNIST.check_files()
     except FileNotFoundError as err:

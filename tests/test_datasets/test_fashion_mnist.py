@@ -7,7 +7,8 @@ import pytest
 
 from fashion_mnist_utils import write_idx
 
-from mmitpn.datasets import FashionMNIST, read_idx_images, read_idx_labels
+from mmitpn.datasets.fashion_mnist import (FashionMNIST, read_idx_images,
+                                           read_idx_labels)
 from mmitpn.registry import DATASETS
 
 DEBIAN_ROOT = FashionMNIST.DEFAULT_ROOT

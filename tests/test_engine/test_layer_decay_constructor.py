@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from mmitpn.engine import iTPNLayerDecayOptimWrapperConstructor
 from mmitpn.models import GlobalAvgPoolNorm, iTPNHiViT
-from mmitpn.utils.official_converter import convert_official_state_dict
+from mmitpn.tools.official_converter import convert_official_state_dict
 
 from official_keys import fake_state_dict, read_key_list
 

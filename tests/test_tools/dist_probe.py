@@ -7,7 +7,7 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 
-from mmitpn.models import iTPN
+from mmitpn.models.algorithms import iTPN
 from mmitpn.registry import HOOKS, MODELS
 
 

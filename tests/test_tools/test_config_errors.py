@@ -8,7 +8,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from mmitpn.utils.train_setup import (ConfigScopeError,
+from mmitpn.tools.train_setup import (ConfigScopeError,
                                       registry_errors_explained,
                                       resolve_auto_resume)
 

@@ -16,7 +16,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def test_compare_with_scratch(tmp_path):
     from mmpretrain.registry import MODELS
 
-    from mmitpn.datasets import FashionMNIST
+    from mmitpn.datasets.fashion_mnist import FashionMNIST
     try:
         FashionMNIST.check_files()
     except FileNotFoundError as err:

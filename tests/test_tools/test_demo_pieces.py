@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope
 
 from mmitpn.models import iTPNPixelHead
 from mmitpn.registry import MODELS
-from mmitpn.utils.visualization import (COLUMN_TITLES, compose_grid,
+from mmitpn.tools.visualization import (COLUMN_TITLES, compose_grid,
                                         find_scalar_logs, load_loss_history,
                                         loss_names, plot_loss_curves,
                                         reconstruction_inputs,
@@ -185,7 +185,7 @@ def test_run_demo_without_data(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_train_and_resume_demo_config(tmp_path):
     """A few iterations of the real demo config, then a resumed run."""
-    from mmitpn.datasets import FashionMNIST
+    from mmitpn.datasets.fashion_mnist import FashionMNIST
     try:
         FashionMNIST.check_files(splits=('train', ))
     except FileNotFoundError as err:

@@ -68,7 +68,7 @@ def _run(command, work_dir):
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
-    from mmitpn.datasets import FashionMNIST
+    from mmitpn.datasets.fashion_mnist import FashionMNIST
     try:
         FashionMNIST.check_files(splits=('train', ))
     except FileNotFoundError as err:

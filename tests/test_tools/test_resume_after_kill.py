@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from mmitpn.utils.visualization import find_scalar_logs, load_loss_history
+from mmitpn.tools.visualization import find_scalar_logs, load_loss_history
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'pretrain',
@@ -66,7 +66,7 @@ def _logged_iters(work_dir):
 
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
-    from mmitpn.datasets import FashionMNIST
+    from mmitpn.datasets.fashion_mnist import FashionMNIST
     try:
         FashionMNIST.check_files(splits=('train', ))
     except FileNotFoundError as err:

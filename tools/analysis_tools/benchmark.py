@@ -23,12 +23,13 @@ round alike. A row's images/s is its median over the rounds and a ratio is
 the median of the per-round ratios; the spread over rounds is printed too.
 
 Every worker keeps freed heap memory for reuse as ``tools/train.py`` and
-``tools/test.py`` do (``mmitpn.utils.cpu_allocator``); ``--default-malloc``
+``tools/test.py`` do (``mmitpn.accel.cpu_allocator``); ``--default-malloc``
 leaves glibc's defaults in all of them instead.
 """
 import argparse
 import json
 import os
+import os.path as osp
 import resource
 import statistics
 import subprocess
@@ -38,7 +39,11 @@ import time
 
 import torch
 
-from mmitpn.utils.cpu_allocator import keep_freed_memory
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmitpn.accel import accel_mode, accelerate
+from mmitpn.accel.cpu_allocator import keep_freed_memory
+from mmitpn.compat import apply_compat_patches
 
 MIB = 1024 * 1024
 
@@ -75,6 +80,11 @@ def parse_args(argv=None):
                         help='torch.compile every measured model (timm: the '
                         'whole model; configs: each top-level submodule, so '
                         'that loss paths are compiled too)')
+    parser.add_argument('--accel', choices=['auto', 'on', 'off'],
+                        default='auto',
+                        help="mmitpn's fast paths (mmitpn.accel) in mmitpn "
+                        'models, as tools/train.py switches them (config key '
+                        'accel; MMITPN_ACCEL wins)')
     parser.add_argument('--default-malloc', action='store_true',
                         help='leave glibc malloc at its defaults in every '
                         'worker instead of the settings of tools/train.py')
@@ -92,8 +102,6 @@ def _literal(value):
 
 def _load_config(path, options):
     from mmengine.config import Config
-
-    import mmitpn  # noqa: F401
     if '::' in path:  # a package's config, e.g. mmpretrain::itpn/...
         from mmengine.hub import get_config
         cfg = get_config(path)
@@ -181,6 +189,7 @@ class _Runner:
             raise SystemExit(f'unknown model spec {spec!r}: use timm:NAME '
                              'or config:PATH')
         self.model.to(self.device)
+        accelerate(self.model, args.accel)
         if args.compile:
             modules = ([self.model] if self.scope == 'timm' else
                        list(self.model.children()))
@@ -258,6 +267,7 @@ class _Worker:
     """
 
     def __init__(self, spec, args, amp):
+        apply_compat_patches()
         if not args.default_malloc:
             keep_freed_memory()
         torch.set_num_threads(args.threads)
@@ -332,7 +342,7 @@ class _WorkerProcess:
         cmd = [sys.executable, os.path.abspath(__file__), args.config,
                '--worker', json.dumps(dict(spec=spec, amp=amp))]
         for flag in ('mode', 'batch_size', 'threads', 'device', 'iters',
-                     'warmup'):
+                     'warmup', 'accel'):
             cmd += [f'--{flag.replace("_", "-")}', str(getattr(args, flag))]
         cmd += ['--shape'] + [str(s) for s in args.shape]
         for flag in ('compile', 'default_malloc'):
@@ -403,6 +413,8 @@ def main(argv=None):
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
         _Worker(job['spec'], args, job['amp']).serve(replies=replies)
         return
+    # Resolved once (MMITPN_ACCEL wins), so that the header says what ran.
+    args.accel = accel_mode(args.accel)
     main_spec = f'config:{args.config}'
     jobs = [(spec, False) for spec in args.compare]
     if args.amp and args.also_fp32:
@@ -414,7 +426,8 @@ def main(argv=None):
     print(f'\n{args.mode}: batch {args.batch_size}, {height}x{width}, '
           f'{args.threads} threads, {args.device}, {args.rounds} rounds of '
           f'{args.iters} iters' + (', torch.compile' if args.compile else '')
-          + (', glibc malloc defaults' if args.default_malloc else ''))
+          + (', glibc malloc defaults' if args.default_malloc else '')
+          + f', mmitpn accel {args.accel}')
     base = results[0]
     print(f'{"model":60s} {"prec":5s} {"params":>8s} {"img/s":>8s} '
           f'{"ratio":>6s} {"(range)":>13s} {"peak MiB":>9s} '

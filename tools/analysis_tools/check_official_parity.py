@@ -3,7 +3,7 @@
 Every sub-folder of FIXTURES_DIR holding ``meta.json``, ``official.pth`` and
 ``tensors.pt`` is one fixture (format: the fixtures' README). For each, the
 matching mmitpn model is built from ``meta.json`` (official argument names),
-``official.pth`` is converted with ``mmitpn.utils.official_converter`` and
+``official.pth`` is converted with ``mmitpn.tools.official_converter`` and
 loaded strictly, ``tensors['input']`` is run in eval mode in float32, and
 every output named in ``meta['outputs']`` is compared with its expected
 value.
@@ -27,11 +27,14 @@ from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmitpn.accel import accel_mode, accelerate
 from mmitpn.models.backbones import iTPNHiViT
 from mmitpn.models.heads import iTPNPixelHead
 from mmitpn.models.necks import iTPNPyramid
 from mmitpn.models.utils import random_masking
-from mmitpn.utils.official_converter import (ConversionError,
+from mmitpn.tools.official_converter import (ConversionError,
                                              convert_official_state_dict,
                                              load_official_state_dict)
 
@@ -222,8 +225,11 @@ def _compare(name: str, ours: torch.Tensor, expected: torch.Tensor,
                 f'{tuple(expected.shape)} {"ok" if ok else "ABOVE atol"}')
 
 
-def check_fixture(folder: str, atol: float) -> List[Tuple[str, str]]:
+def check_fixture(folder: str, atol: float,
+                  accel: str = 'auto') -> List[Tuple[str, str]]:
     """Check one fixture; returns ``(status, line)`` per output.
+
+    ``accel`` is the fast-path switch (:func:`mmitpn.accel.accelerate`).
 
     Status is 'ok', 'fail', 'info' (informational, passed or not) or
     'unchecked'.
@@ -259,6 +265,7 @@ def check_fixture(folder: str, atol: float) -> List[Tuple[str, str]]:
         model = TASKS[task].build(meta, tensors,
                                   'head.pos_embed' in state_dict)
         load_for_eval(model, state_dict)
+        accelerate(model, accel)
         with torch.no_grad():
             ours = TASKS[task].run(model, meta, tensors)
     except (Unchecked, ConversionError, KeyError, ValueError,
@@ -314,6 +321,10 @@ def main(argv=None) -> int:
     parser.add_argument(
         '--atol', type=float, default=1e-4,
         help='largest accepted max abs error (default 1e-4)')
+    parser.add_argument(
+        '--accel', choices=['auto', 'on', 'off'], default='auto',
+        help="mmitpn's fast paths, as tools/test.py switches them (auto: on "
+        'on CPU; MMITPN_ACCEL wins)')
     args = parser.parse_args(argv)
 
     if not osp.isdir(args.fixtures_dir):
@@ -322,7 +333,7 @@ def main(argv=None) -> int:
     fixtures, incomplete = find_fixtures(args.fixtures_dir)
     results = [('unchecked', msg) for msg in incomplete]
     for folder in fixtures:
-        results += check_fixture(folder, args.atol)
+        results += check_fixture(folder, args.atol, args.accel)
     for status, line in results:
         print(f'[{status:^9s}] {line}')
 
@@ -334,7 +345,8 @@ def main(argv=None) -> int:
         verdict, code = 'INCOMPLETE', 2
     else:
         verdict, code = 'PASS', 0
-    print(f'SUMMARY: {verdict}: {len(fixtures)} fixtures, '
+    print(f'SUMMARY: {verdict}: {len(fixtures)} fixtures '
+          f'(accel {accel_mode(args.accel)}), '
           f'{counts["ok"]} outputs within atol={args.atol:g}, '
           f'{counts["fail"]} above, {counts["unchecked"]} not checked, '
           f'{counts["info"]} informational')

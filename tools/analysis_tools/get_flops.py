@@ -15,6 +15,8 @@ fixed boxes (mask heads on the first 100). Other models run their codebase's
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W]
 """
 import argparse
+import os.path as osp
+import sys
 from functools import reduce
 from operator import mul
 
@@ -26,7 +28,9 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.structures import InstanceData
 
-import mmitpn  # noqa: F401
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+import mmitpn.registry  # noqa: F401,E402  (this clone's mmitpn types)
 
 # MMDetection's convention: convolutions and linear layers only.
 _CONV_LINEAR_HANDLES = {

@@ -22,13 +22,17 @@ import argparse
 import json
 import os
 import os.path as osp
+import sys
 from typing import Iterator, List, Tuple
 
 import numpy as np
 from PIL import Image
 
-from mmitpn.datasets import FashionMNIST, read_idx_images, read_idx_labels
-from mmitpn.datasets.coco_format import coco_instance_annotation
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmitpn.datasets.fashion_mnist import (FashionMNIST, read_idx_images,
+                                           read_idx_labels)
+from mmitpn.tools.coco_format import coco_instance_annotation
 
 # Attempts at a free place for an item before the canvas is taken as full.
 PLACEMENT_TRIES = 50

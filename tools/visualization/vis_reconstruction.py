@@ -17,11 +17,13 @@ Examples::
 """
 import argparse
 import os.path as osp
+import sys
 
 from mmengine.config import Config
 
-import mmitpn  # noqa: F401  (registers the torch>=2.6 checkpoint fix)
-from mmitpn.utils.visualization import (load_pretrain_model,
+# This clone's mmitpn first, whatever the environment has installed.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmitpn.tools.visualization import (load_pretrain_model,
                                         reconstruction_inputs,
                                         visualize_reconstruction)
 

@@ -1,6 +1,6 @@
 """The HiViT backbone of iTPN (Tian et al., "Integrally Pre-Trained
 Transformer Pyramid Networks", CVPR 2023), weight-compatible with the official
-models through ``mmitpn.utils.official_converter``.
+models through ``mmitpn.tools.official_converter``.
 
 Stage 1 (stride patch/4) and stage 2 (stride patch/2) are per-token MLP
 blocks (the paper's C-MLP) joined by 2x2 patch merges that stay inside each

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmitpn.registry import MODELS
-from ..utils import (AttentionBlock, Linear, PyramidLevelEmbed,
-                     init_linear_and_norm)
+from ..utils import AttentionBlock, PyramidLevelEmbed, init_linear_and_norm
 
 
 def normalized_feature_loss(pred: torch.Tensor, target: torch.Tensor,
@@ -71,7 +70,7 @@ class iTPNMFMHead(BaseModule):
         self.loss_weight = loss_weight
         self.beta = beta
         self.predictors = nn.ModuleList(
-            Linear(c_in, c_out)
+            nn.Linear(c_in, c_out)
             for c_in, c_out in zip(in_channels, out_channels))
         init_linear_and_norm(self)
 
@@ -176,7 +175,7 @@ class iTPNCLIPHead(BaseModule):
         self.level_embeds = PyramidLevelEmbed(in_channels, embed_dims,
                                               num_levels, norm_eps)
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.proj = Linear(embed_dims, out_channels)
+        self.proj = nn.Linear(embed_dims, out_channels)
 
         self.aux_blocks = nn.ModuleList(
             AttentionBlock(
@@ -189,7 +188,7 @@ class iTPNCLIPHead(BaseModule):
                 rel_pos_grid=rel_pos_grid) for _ in range(aux_depth))
         if aux_depth > 0:
             self.aux_norm = nn.LayerNorm(embed_dims, eps=norm_eps)
-            self.aux_proj = Linear(embed_dims, out_channels)
+            self.aux_proj = nn.Linear(embed_dims, out_channels)
         init_linear_and_norm(self)
 
     @property

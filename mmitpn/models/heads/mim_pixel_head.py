@@ -7,9 +7,9 @@ from mmengine.model import BaseModule
 from mmengine.utils import to_2tuple
 
 from mmitpn.registry import MODELS
-from ..utils import (AttentionBlock, Linear, PyramidLevelEmbed,
-                     build_2d_sincos_pos_embed,
-                     init_linear_and_norm, resize_pos_embed)
+from ..utils import (AttentionBlock, PyramidLevelEmbed,
+                     build_2d_sincos_pos_embed, init_linear_and_norm,
+                     resize_pos_embed)
 
 
 @MODELS.register_module()
@@ -91,7 +91,7 @@ class iTPNPixelHead(BaseModule):
                 norm_eps=norm_eps) for _ in range(depth)
         ])
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.pred = Linear(embed_dims, patch_size**2 * in_pixels)
+        self.pred = nn.Linear(embed_dims, patch_size**2 * in_pixels)
 
         init_linear_and_norm(self)
         nn.init.normal_(self.mask_token, std=.02)

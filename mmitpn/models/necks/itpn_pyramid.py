@@ -13,7 +13,6 @@ from mmitpn.registry import MODELS
 from ..utils.blocks import CMLPBlock, PatchSplit, init_linear_and_norm
 from ..utils.checkpoint_loading import PretrainedCheckedModule
 from ..utils.layout import nchw_to_tokens, tokens_to_nchw
-from ..utils.linear import Linear
 from ..utils.masking import gather_patches
 
 
@@ -38,7 +37,7 @@ class Conv3x3Block(BaseModule):
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.conv = nn.Conv2d(dim, hidden, 3, padding=1)
         self.act = nn.GELU()
-        self.fc2 = Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden, dim)
         init_linear_and_norm(self)
 
     def forward(self,
@@ -140,15 +139,15 @@ class iTPNPyramid(PretrainedCheckedModule):
 
         c4, c8, c16 = in_channels
         self.top_proj = (
-            nn.Identity() if c16 == out_channels else Linear(
+            nn.Identity() if c16 == out_channels else nn.Linear(
                 c16, out_channels))
-        self.lateral_s8 = Linear(c8, out_channels, bias=False)
+        self.lateral_s8 = nn.Linear(c8, out_channels, bias=False)
         self.upsample_s8 = PatchSplit(c16, out_channels, norm_eps)
         self.fuse_s8 = nn.Sequential(*[
             block(out_channels, mlp_ratio, norm_eps)
             for _ in range(fpn_depth)
         ])
-        self.lateral_s4 = Linear(c4, out_channels, bias=False)
+        self.lateral_s4 = nn.Linear(c4, out_channels, bias=False)
         self.upsample_s4 = PatchSplit(out_channels, out_channels, norm_eps)
         self.fuse_s4 = nn.Sequential(*[
             block(out_channels, mlp_ratio, norm_eps)

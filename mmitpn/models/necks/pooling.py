@@ -2,7 +2,7 @@
 from typing import Sequence, Tuple
 
 import torch
-from mmcv.cnn import build_norm_layer
+import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmitpn.registry import MODELS
@@ -20,21 +20,25 @@ class GlobalAvgPoolNorm(BaseModule):
 
     Args:
         in_channels (int): Channels of the last input map.
-        norm_cfg (dict): mmcv norm layer over ``in_channels``: ``'LN'``
+        norm_cfg (dict): Norm over ``in_channels``, mmcv's names: ``'LN'``
             (fine-tuning, official eps 1e-6) or ``'BN1d'``.
         init_cfg (dict, optional): mmengine init config.
     """
+
+    norm_layers = {'LN': nn.LayerNorm, 'BN1d': nn.BatchNorm1d}
 
     def __init__(self,
                  in_channels: int,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if norm_cfg.get('type') not in ('LN', 'BN1d'):
+        norm_cfg = dict(norm_cfg)
+        norm_type = norm_cfg.pop('type', None)
+        if norm_type not in self.norm_layers:
             raise ValueError(
                 f"norm_cfg type must be 'LN' or 'BN1d' (a norm over a "
-                f"(batch, channels) vector), got {norm_cfg.get('type')!r}")
-        _, self.norm = build_norm_layer(norm_cfg, in_channels)
+                f'(batch, channels) vector), got {norm_type!r}')
+        self.norm = self.norm_layers[norm_type](in_channels, **norm_cfg)
 
     def forward(self, inputs: Sequence[torch.Tensor]
                 ) -> Tuple[torch.Tensor]:

@@ -7,15 +7,15 @@ holding an ``h x w`` sub-grid of tokens (4x4 at stride 4, 2x2 at stride 8,
 except ``Attention``, which is why MAE-style dropping of whole patches is
 exact for the stem stages.
 """
+import functools
 from collections import OrderedDict
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from .linear import Linear
 from .pos_embed import relative_position_index, resize_rel_pos_table
 
 
@@ -34,42 +34,18 @@ def init_linear_and_norm(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-# Without autograd on CPU, MLP hidden activations larger than
-# _CPU_CHUNK_MIN elements are computed in chunks of about _CPU_CHUNK_ELEMS.
-_CPU_CHUNK_MIN = 1 << 22  # 16 MiB in fp32
-_CPU_CHUNK_ELEMS = 1 << 20
-
-
-def _residual_per_token(x: torch.Tensor, branch, hidden: int) -> torch.Tensor:
-    """``x + branch(x)`` for a per-token MLP ``branch`` of width ``hidden``.
-
-    Without autograd on CPU, large inputs go through in chunks: large CPU
-    buffers come from the system allocator as fresh pages that are
-    page-faulted in on every forward, which made the stem stages (38 MiB
-    hidden activations for iTPN-B at batch 8) twice as slow as their FLOPs
-    suggest. Results are unchanged because tokens are independent.
-    """
-    rows = x.numel() // x.shape[-1]
-    if (x.device.type != 'cpu' or torch.is_grad_enabled()
-            or rows * hidden <= _CPU_CHUNK_MIN):
-        return x + branch(x)
-    flat = x.reshape(rows, x.shape[-1])
-    out = flat.new_empty(flat.shape)
-    size = max(1, _CPU_CHUNK_ELEMS // hidden)
-    for chunk, dst in zip(flat.split(size), out.split(size)):
-        torch.add(chunk, branch(chunk), out=dst)
-    return out.view(x.shape)
-
-
 class DropPath(nn.Module):
-    """Stochastic depth: drops the whole residual branch per sample."""
+    """Stochastic depth: drops the whole residual branch per sample.
 
-    def __init__(self, drop_prob: float = 0.):
+    Blocks use ``nn.Identity`` instead when the rate is 0.
+    """
+
+    def __init__(self, drop_prob: float):
         super().__init__()
         self.drop_prob = drop_prob
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0. or not self.training:
+        if not self.training:
             return x
         keep = 1. - self.drop_prob
         shape = (x.shape[0], ) + (1, ) * (x.ndim - 1)
@@ -79,27 +55,75 @@ class DropPath(nn.Module):
         return f'drop_prob={self.drop_prob}'
 
 
-class Mlp(nn.Module):
-    """``fc1 -> GELU -> fc2`` on the last axis (timm's ``Mlp`` keys).
+class LayerScale(nn.Module):
+    """Per-channel scale ``x * gamma`` of a residual branch (CaiT)."""
 
-    The exact GELU is applied by ``fc1`` so that it can run inside oneDNN's
-    product on CPU.
+    def __init__(self, dim: int, init_value: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim, ), float(init_value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+def drop_path_or_identity(drop_prob: float) -> nn.Module:
+    return DropPath(drop_prob) if drop_prob > 0 else nn.Identity()
+
+
+def layer_scale_or_identity(dim: int, init_value: float) -> nn.Module:
+    return LayerScale(dim, init_value) if init_value > 0 else nn.Identity()
+
+
+def _save_flat_layer_scale_keys(names, module, state_dict, prefix,
+                                local_metadata):
+    for attr, key in names.items():
+        value = state_dict.pop(f'{prefix}{attr}.gamma', None)
+        if value is not None:
+            state_dict[prefix + key] = value
+
+
+def _load_flat_layer_scale_keys(names, module, state_dict, prefix, *args):
+    for attr, key in names.items():
+        if prefix + key in state_dict:
+            state_dict[f'{prefix}{attr}.gamma'] = state_dict.pop(prefix + key)
+
+
+def keep_layer_scale_keys(block: nn.Module, names: Dict[str, str]) -> None:
+    """Save and load ``block``'s layer scales under their flat official-era
+    names (``names``: ``{'ls1': 'gamma1'}`` stores ``ls1.gamma`` as
+    ``gamma1``), so checkpoints keep the keys they have always had.
     """
+    # Partials of module-level functions, so that models still pickle.
+    block.register_state_dict_post_hook(
+        functools.partial(_save_flat_layer_scale_keys, names))
+    block.register_load_state_dict_pre_hook(
+        functools.partial(_load_flat_layer_scale_keys, names))
 
-    def __init__(self, in_features: int, hidden_features: int,
+
+class Mlp(nn.Module):
+    """``fc1 -> act -> drop -> fc2 -> drop`` on the last axis (timm's
+    ``Mlp`` signature and keys)."""
+
+    def __init__(self,
+                 in_features: int,
+                 hidden_features: Optional[int] = None,
+                 out_features: Optional[int] = None,
+                 act_layer: Type[nn.Module] = nn.GELU,
                  drop: float = 0.):
         super().__init__()
-        self.fc1 = Linear(in_features, hidden_features)
-        self.fc2 = Linear(hidden_features, in_features)
+        hidden_features = hidden_features or in_features
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_features, out_features or in_features)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop(self.fc1(x, gelu=True))
+        x = self.drop(self.act(self.fc1(x)))
         return self.drop(self.fc2(x))
 
 
 class CMLPBlock(BaseModule):
-    """Pre-norm per-token MLP block: ``x + drop_path(gamma * mlp(norm(x)))``.
+    """Pre-norm per-token MLP block: ``x + drop_path(ls(mlp(norm(x))))``.
 
     The paper's C-MLP: a 1x1-conv MLP written with ``nn.Linear`` so that it
     runs on the last axis of a tensor of any rank (e.g. ``(B, N, h, w, C)``).
@@ -109,9 +133,11 @@ class CMLPBlock(BaseModule):
         mlp_ratio (float): Hidden width / ``dim``.
         norm_eps (float): LayerNorm epsilon.
         drop_path (float): Stochastic-depth rate.
-        layer_scale_init_value (float): Initial ``gamma``; 0 disables layer
-            scale (no ``gamma`` parameter).
+        layer_scale_init_value (float): Initial layer scale (saved as
+            ``gamma``); 0 disables layer scale.
         drop_rate (float): Dropout inside the MLP.
+        mlp_layer (type): The MLP module, built as
+            ``mlp_layer(dim, hidden, drop=drop_rate)``.
     """
 
     def __init__(self,
@@ -121,48 +147,21 @@ class CMLPBlock(BaseModule):
                  drop_path: float = 0.,
                  layer_scale_init_value: float = 0.,
                  drop_rate: float = 0.,
+                 mlp_layer: Type[nn.Module] = Mlp,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop_rate)
-        if layer_scale_init_value > 0:
-            self.gamma = nn.Parameter(
-                torch.full((dim, ), float(layer_scale_init_value)))
-        else:
-            self.gamma = None
-        self.drop_path = DropPath(drop_path)
+        self.mlp = mlp_layer(dim, int(dim * mlp_ratio), drop=drop_rate)
+        self.ls = layer_scale_or_identity(dim, layer_scale_init_value)
+        self.drop_path = drop_path_or_identity(drop_path)
+        keep_layer_scale_keys(self, {'ls': 'gamma'})
         init_linear_and_norm(self)
 
-    def _branch(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.mlp(self.norm(x))
-        if self.gamma is not None:
-            y = y * self.gamma
-        return self.drop_path(y)
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop_path(self.ls(self.mlp(self.norm(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _residual_per_token(x, self._branch,
-                                   self.mlp.fc1.out_features)
-
-
-def _matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                      bias: Optional[torch.Tensor],
-                      dropout_p: float) -> torch.Tensor:
-    """Attention as two low-precision matmuls around a softmax.
-
-    On iTPN-B shapes (2 threads), PyTorch's fused CPU attention kernel is
-    1.4-2.1x slower in bfloat16 than this in the forward and 2.5-3.5x slower
-    in forward plus backward, while bfloat16 matmuls run at twice the
-    float32 rate. The CPU softmax kernel computes in float32 internally, and
-    keeping the scores in bfloat16 avoids converting ``(B, heads, N, N)``
-    tensors back and forth.
-    """
-    scores = torch.matmul(q * q.shape[-1]**-0.5, k.transpose(-2, -1))
-    if bias is not None:
-        scores = scores + bias
-    weights = scores.softmax(dim=-1)
-    if dropout_p > 0.:
-        weights = F.dropout(weights, dropout_p)
-    return torch.matmul(weights, v)
+        return x + self.branch(x)
 
 
 class Attention(nn.Module):
@@ -190,9 +189,9 @@ class Attention(nn.Module):
             raise ValueError(
                 f'dim ({dim}) must be divisible by num_heads ({num_heads})')
         self.num_heads = num_heads
-        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
-        self.proj = Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         if rel_pos_grid is not None:
             self.rel_pos_grid = tuple(int(s) for s in rel_pos_grid)
@@ -228,6 +227,13 @@ class Attention(nn.Module):
             bias = bias.to(dtype)
         return bias.unsqueeze(0) if ids_keep is None else bias.transpose(0, 1)
 
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               bias: Optional[torch.Tensor]) -> torch.Tensor:
+        """``softmax(q k^T / sqrt(d) + bias) v`` with attention dropout."""
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias,
+            dropout_p=self.attn_drop if self.training else 0.)
+
     def forward(self,
                 x: torch.Tensor,
                 grid: Optional[Tuple[int, int]] = None,
@@ -235,18 +241,11 @@ class Attention(nn.Module):
         B, L, C = x.shape
         qkv = self.qkv(x).reshape(B, L, 3, self.num_heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        dropout_p = self.attn_drop if self.training else 0.
         bias = None
         if self.relative_position_bias_table is not None:
             bias = self.rel_pos_bias(grid or self.rel_pos_grid, ids_keep,
                                      q.dtype)
-        if q.device.type == 'cpu' and q.dtype in (torch.bfloat16,
-                                                  torch.float16):
-            x = _matmul_attention(q, k, v, bias, dropout_p)
-        else:
-            x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                               dropout_p=dropout_p)
-        x = x.transpose(1, 2).reshape(B, L, C)
+        x = self.attend(q, k, v, bias).transpose(1, 2).reshape(B, L, C)
         return self.proj_drop(self.proj(x))
 
 
@@ -262,10 +261,12 @@ class AttentionBlock(BaseModule):
         drop_path (float): Stochastic-depth rate.
         attn_drop (float): Dropout on attention weights.
         proj_drop (float): Dropout after the attention and MLP projections.
-        layer_scale_init_value (float): Initial ``gamma1``/``gamma2``; 0
-            disables layer scale.
+        layer_scale_init_value (float): Initial layer scales (saved as
+            ``gamma1``/``gamma2``); 0 disables layer scale.
         rel_pos_grid (tuple[int, int], optional): Construction-time patch grid
             of the relative-position bias table; None disables it.
+        mlp_layer (type): The MLP module, built as
+            ``mlp_layer(dim, hidden, drop=proj_drop)``.
     """
 
     def __init__(self,
@@ -279,22 +280,29 @@ class AttentionBlock(BaseModule):
                  proj_drop: float = 0.,
                  layer_scale_init_value: float = 0.,
                  rel_pos_grid: Optional[Tuple[int, int]] = None,
+                 mlp_layer: Type[nn.Module] = Mlp,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop,
                               rel_pos_grid)
+        self.ls1 = layer_scale_or_identity(dim, layer_scale_init_value)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
-        if layer_scale_init_value > 0:
-            self.gamma1 = nn.Parameter(
-                torch.full((dim, ), float(layer_scale_init_value)))
-            self.gamma2 = nn.Parameter(
-                torch.full((dim, ), float(layer_scale_init_value)))
-        else:
-            self.gamma1 = self.gamma2 = None
-        self.drop_path = DropPath(drop_path)
+        self.mlp = mlp_layer(dim, int(dim * mlp_ratio), drop=proj_drop)
+        self.ls2 = layer_scale_or_identity(dim, layer_scale_init_value)
+        self.drop_path = drop_path_or_identity(drop_path)
+        keep_layer_scale_keys(self, {'ls1': 'gamma1', 'ls2': 'gamma2'})
         init_linear_and_norm(self)
+
+    def attn_branch(self,
+                    x: torch.Tensor,
+                    grid: Optional[Tuple[int, int]] = None,
+                    ids_keep: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.drop_path(self.ls1(self.attn(self.norm1(x), grid,
+                                                 ids_keep)))
+
+    def mlp_branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
     def forward(self,
                 x: torch.Tensor,
@@ -309,18 +317,8 @@ class AttentionBlock(BaseModule):
             ids_keep (Tensor, optional): ``(B, L)`` indices of the kept
                 patches (MAE-style dropping); the bias is gathered per sample.
         """
-        y = self.attn(self.norm1(x), grid, ids_keep)
-        if self.gamma1 is not None:
-            y = y * self.gamma1
-        x = x + self.drop_path(y)
-        return _residual_per_token(x, self._mlp_branch,
-                                   self.mlp.fc1.out_features)
-
-    def _mlp_branch(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.mlp(self.norm2(x))
-        if self.gamma2 is not None:
-            y = y * self.gamma2
-        return self.drop_path(y)
+        x = x + self.attn_branch(x, grid, ids_keep)
+        return x + self.mlp_branch(x)
 
 
 class PatchMerge(BaseModule):
@@ -335,7 +333,7 @@ class PatchMerge(BaseModule):
     def __init__(self, dim: int, norm_eps: float = 1e-6, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.norm = nn.LayerNorm(4 * dim, eps=norm_eps)
-        self.reduction = Linear(4 * dim, 2 * dim, bias=False)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
         init_linear_and_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -361,7 +359,7 @@ class PatchSplit(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.out_dim = out_dim
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
-        self.proj = Linear(dim, 4 * out_dim, bias=False)
+        self.proj = nn.Linear(dim, 4 * out_dim, bias=False)
         init_linear_and_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -399,8 +397,8 @@ class PyramidLevelEmbed(nn.ModuleList):
             nn.Sequential(
                 OrderedDict(
                     norm=nn.LayerNorm(in_channels, eps=norm_eps),
-                    proj=Linear(in_channels,
-                                embed_dims // 4**(num_levels - 1 - j))))
+                    proj=nn.Linear(in_channels,
+                                   embed_dims // 4**(num_levels - 1 - j))))
             for j in range(num_levels)
         ])
         self.embed_dims = embed_dims

@@ -16,7 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmitpn.models.utils import resize_pos_embed, resize_rel_pos_table
 from mmitpn.registry import MODELS as MMITPN_MODELS
-from mmitpn.utils.official_converter import (convert_official_state_dict,
+from mmitpn.tools.official_converter import (convert_official_state_dict,
                                              detect_layout)
 from official_keys import fake_state_dict, read_key_list
 

@@ -9,8 +9,9 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-import mmitpn  # noqa: F401
-from mmitpn.utils import compat
+from mmitpn import compat
+
+compat.apply_compat_patches()
 
 
 class _Points(Dataset):

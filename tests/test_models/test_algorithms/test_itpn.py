@@ -11,11 +11,14 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import \
     load_state_dict as mmengine_load_state_dict
 
+from tiny_models import TINY_CLIP
+
 from mmitpn.models.necks.itpn_pyramid import Conv3x3Block
 from mmitpn.models.utils import build_2d_sincos_pos_embed, random_masking
 from mmitpn.registry import MODELS
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 TINY = dict(embed_dims=64, stem_depths=(1, 1), depth=4, num_heads=2)
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 DATA_PREPROCESSOR = dict(
@@ -28,13 +31,6 @@ PIXEL_HEAD = dict(
     type='iTPNPixelHead', in_channels=32, embed_dims=32, depth=1,
     num_heads=2, img_size=64)
 MFM_HEAD = dict(type='iTPNMFMHead', in_channels=32, out_channels=(16, 32, 64))
-# A tiny open_clip ViT: 32 px, 8 px patches -> 4x4 tokens of width 24.
-CLIP_KWARGS = dict(
-    embed_dim=24,
-    vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=8,
-                    head_width=16),
-    text_cfg=dict(context_length=8, vocab_size=50, width=16, heads=2,
-                  layers=1))
 
 
 def pixel_cfg(**kwargs):
@@ -59,7 +55,7 @@ def clip_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp('clip')
     files = {}
     for size in (32, 48):
-        kwargs = copy.deepcopy(CLIP_KWARGS)
+        kwargs = copy.deepcopy(TINY_CLIP)
         kwargs['vision_cfg']['image_size'] = size
         model = open_clip.create_model('ViT-B-16', **kwargs)
         files[size] = str(folder / f'tiny_clip_{size}.pt')
@@ -68,7 +64,7 @@ def clip_file(tmp_path_factory):
 
 
 def clip_cfg(checkpoint, image_size=32, **kwargs):
-    model_kwargs = copy.deepcopy(CLIP_KWARGS)
+    model_kwargs = copy.deepcopy(TINY_CLIP)
     model_kwargs['vision_cfg']['image_size'] = image_size
     cfg = dict(
         type='iTPN',

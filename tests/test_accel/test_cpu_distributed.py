@@ -8,8 +8,8 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import MODEL_WRAPPERS
 
-from mmitpn.engine import CPUDistributedDataParallel
-from mmitpn.utils.train_setup import setup_cpu_distributed
+from mmitpn.accel.cpu_distributed import CPUDistributedDataParallel
+from mmitpn.tools.train_setup import setup_cpu_distributed
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""mmitpn's ``Linear``: oneDNN products on CPU, same results as nn.Linear."""
+"""``OneDNNLinear``: oneDNN products on CPU, same results as nn.Linear."""
 import copy
 import io
 
@@ -7,8 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmitpn.models.utils import Linear
-from mmitpn.models.utils.linear import _ONEDNN_LINEAR
+from mmitpn.accel.cpu_linear import _ONEDNN_LINEAR, OneDNNLinear
 
 pytestmark = pytest.mark.skipif(
     _ONEDNN_LINEAR is None, reason='this torch build has no oneDNN')
@@ -16,7 +15,7 @@ pytestmark = pytest.mark.skipif(
 
 def _pair(in_features, out_features, seed=0):
     torch.manual_seed(seed)
-    ours = Linear(in_features, out_features)
+    ours = OneDNNLinear(in_features, out_features)
     ref = nn.Linear(in_features, out_features)
     ref.load_state_dict(ours.state_dict())
     return ours, ref

@@ -11,7 +11,9 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-import mmitpn  # noqa: F401
+from mmitpn.compat import apply_compat_patches
+
+apply_compat_patches()
 
 
 class _Pairs(Dataset):

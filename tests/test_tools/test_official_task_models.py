@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmitpn.models.utils import relative_position_index
-from mmitpn.utils.official_converter import (ConversionError,
+from mmitpn.tools.official_converter import (ConversionError,
                                              convert_official_state_dict,
                                              load_official_state_dict)
 from official_keys import to_official

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from mmitpn.datasets import offline_wheels
-from mmitpn.datasets.offline_wheels import (WHEELS, Wheel, WheelFetchError,
+from mmitpn.tools import offline_wheels
+from mmitpn.tools.offline_wheels import (WHEELS, Wheel, WheelFetchError,
                                             fetch_wheel, sha256_of)
 
 

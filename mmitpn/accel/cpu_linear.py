@@ -90,8 +90,11 @@ def _needs_grad(*tensors: Optional[torch.Tensor]) -> bool:
         t is not None and t.requires_grad for t in tensors)
 
 
-class Linear(nn.Linear):
+class OneDNNLinear(nn.Linear):
     """``nn.Linear`` (same parameters and keys) with oneDNN products on CPU.
+
+    :func:`mmitpn.accel.accelerate` swaps it in for the ``nn.Linear`` layers
+    of mmitpn's modules.
 
     ``forward(x, gelu=True)`` applies the exact GELU after the product;
     without autograd it runs inside oneDNN's product. Under bfloat16
@@ -101,9 +104,9 @@ class Linear(nn.Linear):
     weights are used as they are, so inference holds no second float32 copy.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._packed_weight = None
+    # (key, packed bfloat16 weight); a class default so that swapping an
+    # nn.Linear's class to this one needs no __init__.
+    _packed_weight = None
 
     def _weight_in(self, dtype: torch.dtype, rows: int) -> torch.Tensor:
         weight = self.weight

@@ -1,5 +1,5 @@
-"""Config adjustments and error reporting shared by tools/train.py and
-tools/test.py."""
+"""Process set-up, config adjustments and error reporting shared by
+tools/train.py and tools/test.py."""
 import os
 import os.path as osp
 import re
@@ -8,9 +8,38 @@ from importlib import import_module
 from typing import List, Optional
 
 import torch
-from mmengine.registry import Registry
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS, Registry
+from mmengine.runner import Runner
 
-from mmitpn.registry import SCOPE
+import mmitpn
+from mmitpn.accel import accelerate, fast_paths_enabled
+from mmitpn.accel.cpu_allocator import keep_freed_memory
+from mmitpn.compat import apply_compat_patches
+from mmitpn.registry import SCOPE, ScopedRegistry
+
+
+def prepare_process(cfg) -> None:
+    """First steps of a run: say which mmitpn runs (a venv shared by
+    several clones must not hide which one), apply mmitpn's mmengine fixes,
+    and keep freed memory for reuse when the CPU fast paths are on."""
+    print_log(
+        f'mmitpn {mmitpn.__version__} from '
+        f'{osp.dirname(osp.abspath(mmitpn.__file__))}',
+        logger='current')
+    apply_compat_patches()
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if fast_paths_enabled(device, cfg.get('accel')):
+        print_log(keep_freed_memory(), logger='current')
+
+
+def build_runner(cfg) -> Runner:
+    """The config's runner (``runner_type`` or mmengine's ``Runner``), its
+    model switched to the fast paths as the ``accel`` switch says."""
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+        else RUNNERS.build(cfg)
+    accelerate(runner.model, cfg.get('accel'))
+    return runner
 
 
 def resolve_work_dir(cfg, config_path, cli_work_dir=None):
@@ -111,8 +140,12 @@ def _scopes_registering(type_name: str, registry_name: str) -> List[str]:
             registry = root.children.get(scope)
             if registry is None:
                 continue
-            registry.import_from_location()
-            if type_name in registry.module_dict:
+            if isinstance(registry, ScopedRegistry):  # mmitpn's: lazy parts
+                here = registry.find_own(type_name) is not None
+            else:
+                registry.import_from_location()
+                here = type_name in registry.module_dict
+            if here:
                 found.append(scope)
                 break
     return found

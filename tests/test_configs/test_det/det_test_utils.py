@@ -7,7 +7,8 @@ import numpy as np
 from mmengine.config import Config
 from PIL import Image, ImageDraw
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO_ROOT = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 DET_CONFIGS = osp.join(REPO_ROOT, 'configs', 'det')
 TINY_DET_CONFIG = osp.join(
     DET_CONFIGS, 'mask-rcnn_itpn-tiny-p16_overfit-60e_tiny-coco-instances.py')

@@ -11,7 +11,8 @@ from mmitpn.models import iTPNHiViT
 from mmitpn.models.utils import resize_pos_embed, resize_rel_pos_table
 from mmitpn.models.utils.checkpoint_loading import PretrainedLoadError
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CLS = osp.join(REPO, 'configs', 'cls')
 TINY_ARCH = dict(embed_dims=32, stem_depths=(1, 1), depth=2, num_heads=2)
 

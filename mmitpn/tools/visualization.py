@@ -20,7 +20,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 from mmengine.utils import mkdir_or_exist
 
-from mmitpn.datasets import FashionMNIST
+from mmitpn.compat import apply_compat_patches
+from mmitpn.datasets.fashion_mnist import FashionMNIST
 
 COLUMN_TITLES = ('original', 'masked', 'patch mean only', 'reconstruction',
                  'recon. + visible')
@@ -92,6 +93,7 @@ def load_pretrain_model(config: str,
                         device: str = 'cpu') -> torch.nn.Module:
     """Build the config's pre-training model in eval mode, with the weights
     of ``checkpoint`` (mmengine or plain state dict) when given."""
+    apply_compat_patches()
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     # As mmengine's Runner does: a top-level data_preprocessor is the

@@ -16,7 +16,7 @@ from mmitpn.models.heads import iTPNPixelHead
 from mmitpn.models.necks import GlobalAvgPoolNorm, iTPNPyramid
 from mmitpn.models.utils import (build_2d_sincos_pos_embed,
                                  relative_position_index)
-from mmitpn.utils.official_converter import (ConversionError,
+from mmitpn.tools.official_converter import (ConversionError,
                                              convert_official_state_dict,
                                              load_official_state_dict)
 from official_keys import fake_state_dict, read_key_list

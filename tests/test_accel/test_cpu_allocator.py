@@ -9,7 +9,7 @@ import pytest
 # prints what the process's resident memory fell by, in MiB.
 _PROBE = r'''
 import os, sys
-from mmitpn.utils.cpu_allocator import keep_freed_memory
+from mmitpn.accel.cpu_allocator import keep_freed_memory
 if sys.argv[1] == 'keep':
     print(keep_freed_memory(), file=sys.stderr)
 def rss():
