@@ -118,7 +118,18 @@ if ! "$VENV/bin/python" -c 'import torch, torchvision' 2>/dev/null; then
 fi
 TORCH_VERSION="$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')"
 
-mmcv_has_ops() { "$VENV/bin/python" -c 'from mmcv.ops import nms, RoIAlign' 2>/dev/null; }
+# CUDA or CPU kernels, and the cache key of the wheel (tools/mmcv_build_plan.py).
+plan="$("$VENV/bin/python" "$ROOT/tools/mmcv_build_plan.py" 2>/dev/null)" ||
+    die "could not decide how to build mmcv (python tools/mmcv_build_plan.py fails)."
+eval "$plan"
+[ -n "$MMCV_PLAN_NOTE" ] && say "NOTE: $MMCV_PLAN_NOTE"
+
+# mmcv's compiled ops import, with CUDA kernels when the plan wants them.
+mmcv_has_ops() {
+    "$VENV/bin/python" -c 'import sys
+from mmcv.ops import RoIAlign, get_compiling_cuda_version, nms
+sys.exit(sys.argv[1] == "cuda" and get_compiling_cuda_version() == "not available")' "$MMCV_OPS" 2>/dev/null
+}
 
 build_mmcv_wheel() {
     local out="$1" work
@@ -138,12 +149,19 @@ build_mmcv_wheel() {
     if "$VENV/bin/python" -c 'import torch, sys; v = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]); sys.exit(v < (2, 10))'; then
         sed -i 's/-std=c++17/-std=c++20/g' "$work/mmcv-$MMCV_VERSION/setup.py"
     fi
-    local jobs log start n
+    local jobs log start n kernels
     jobs="$(nproc 2>/dev/null || echo 2)"
     log="$work/build.log"
-    say "compiling mmcv $MMCV_VERSION with ops against torch $TORCH_VERSION on $jobs cores (about 25 minutes on 2 cores; log: $log)"
+    # mmcv's setup.py builds CUDA kernels whenever torch sees a GPU; the plan
+    # decides instead.
+    if [ "$MMCV_OPS" = cuda ]; then
+        kernels=(FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$MMCV_ARCH_LIST")
+    else
+        kernels=(FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=)
+    fi
+    say "compiling mmcv $MMCV_VERSION with $MMCV_OPS ops${MMCV_ARCH_LIST:+ for $MMCV_ARCH_LIST} against torch $TORCH_VERSION on $jobs cores (about 25 minutes on 2 cores; log: $log)"
     start=$SECONDS
-    (cd "$work/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 MAX_JOBS="$jobs" \
+    (cd "$work/mmcv-$MMCV_VERSION" && env "${kernels[@]}" MMCV_WITH_OPS=1 MAX_JOBS="$jobs" \
         "$VENV/bin/python" -m pip wheel -v --no-build-isolation --no-deps -w "$work/dist" . >"$log" 2>&1) &
     local pid=$!
     while kill -0 "$pid" 2>/dev/null; do
@@ -159,7 +177,7 @@ build_mmcv_wheel() {
 }
 
 if ! mmcv_has_ops; then
-    WHEEL_DIR="$CACHE/wheels/mmcv-$MMCV_VERSION-torch$TORCH_VERSION-$PY_TAG"
+    WHEEL_DIR="$CACHE/wheels/mmcv-$MMCV_VERSION-$MMCV_WHEEL_TAG-$PY_TAG"
     if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
         build_mmcv_wheel "$WHEEL_DIR"
     else
@@ -167,7 +185,7 @@ if ! mmcv_has_ops; then
     fi
     "${PIP[@]}" --no-deps "$WHEEL_DIR"/mmcv-*.whl
     "${PIP[@]}" addict packaging Pillow pyyaml yapf opencv-python mmengine
-    mmcv_has_ops || die "mmcv was installed but its compiled ops do not import; delete $WHEEL_DIR and rerun."
+    mmcv_has_ops || die "mmcv was installed but its compiled $MMCV_OPS ops do not import; delete $WHEEL_DIR and rerun."
 fi
 
 say "installing mmengine, mmpretrain, mmdet, mmsegmentation, open_clip and test tools"

@@ -38,6 +38,9 @@ def build_runner(cfg) -> Runner:
     model switched to the fast paths as the ``accel`` switch says."""
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
+    # The fixes of packages that the model's codebase has imported by now
+    # (mmcv.ops for mmdet and mmseg).
+    apply_compat_patches()
     accelerate(runner.model, cfg.get('accel'))
     return runner
 

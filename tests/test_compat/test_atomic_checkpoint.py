@@ -9,9 +9,9 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-from mmitpn import compat
+from mmitpn.compat import apply_compat_patches, checkpoints
 
-compat.apply_compat_patches()
+apply_compat_patches()
 
 
 class _Points(Dataset):
@@ -62,7 +62,7 @@ def _crash_when_renaming_to(monkeypatch, name):
             raise OSError('simulated crash while writing ' + name)
         real_replace(src, dst)
 
-    monkeypatch.setattr(compat.os, 'replace', replace)
+    monkeypatch.setattr(checkpoints.os, 'replace', replace)
 
 
 # max_keep_ckpts=1: mmengine removes the old checkpoint before writing the
@@ -118,8 +118,8 @@ def test_atomic_write_failure_leaves_old_file(tmp_path, monkeypatch):
     def failing_fsync(fd):
         raise OSError('disk full')
 
-    monkeypatch.setattr(compat.os, 'fsync', failing_fsync)
+    monkeypatch.setattr(checkpoints.os, 'fsync', failing_fsync)
     with pytest.raises(OSError, match='disk full'):
-        compat.atomic_write(b'new content', path)
+        checkpoints.atomic_write(b'new content', path)
     assert path.read_bytes() == b'old content'
     assert os.listdir(tmp_path) == ['file.bin']

@@ -46,7 +46,7 @@ def test_import_changes_nothing_apply_changes_and_logs_once():
             "'prune_checkpoints_after_saving', 'weights_only_checkpoints']"
             in out)
     assert 'again {}' in out
-    assert out.count('mmitpn compat patches of mmengine:') == 1
+    assert out.count('mmitpn compat patches:') == 1
     assert 'atomic_checkpoint_writes applied (a kill during' in out
 
 
@@ -61,6 +61,21 @@ def test_a_config_asking_for_an_mmitpn_type_applies_them():
     assert 'iTPNPyramid [True, True]' in out
 
 
+def test_the_mmcv_fix_waits_until_mmcv_ops_is_imported():
+    out = run('''
+        import sys
+        from mmitpn.compat import apply_compat_patches
+        print('first', sorted(apply_compat_patches()))
+        print('mmcv.ops imported:', 'mmcv.ops' in sys.modules)
+        import mmcv.ops
+        print('then', sorted(apply_compat_patches()))
+        print(type(sys.modules['mmcv.ops.roi_align'].ext_module).__name__)
+    ''', MMITPN_NO_COMPAT='')
+    assert "first ['atomic_checkpoint_writes', " in out
+    assert 'mmcv.ops imported: False' in out
+    assert "then ['mmcv_ops_fallback']\nKernelFallback" in out
+
+
 def test_opt_out_and_version_guard():
     out = run('''
         from mmitpn.compat import apply_compat_patches
@@ -73,7 +88,7 @@ def test_opt_out_and_version_guard():
         apply_compat_patches()
         print('final', patched())
     ''', MMITPN_NO_COMPAT='1')
-    assert out.count('skipped (MMITPN_NO_COMPAT)') == 3
+    assert out.count('skipped (MMITPN_NO_COMPAT)') == 4
     assert 'final [False, False]' in out
     out = run('''
         import mmengine

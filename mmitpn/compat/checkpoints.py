@@ -1,14 +1,6 @@
-"""mmitpn's fixes for mmengine 0.10.x, in one place.
+"""mmitpn's fixes of mmengine 0.10.x checkpointing (see :mod:`mmitpn.compat`).
 
-:func:`apply_compat_patches` applies them, once per process, and logs what it
-changed and why. It runs when mmitpn's tools start and when a config first
-asks mmitpn's registry for a type (``type='mmitpn.X'``, from any codebase's
-tools); ``import mmitpn`` alone changes nothing. Each fix names the mmengine
-versions it was written for and is skipped, with a warning, on others.
-``MMITPN_NO_COMPAT=1`` skips all of them, ``MMITPN_NO_COMPAT=name,...``
-those named.
-
-1. ``weights_only_checkpoints``: torch >= 2.6 loads checkpoints with
+``weights_only_checkpoints``: torch >= 2.6 loads checkpoints with
 ``weights_only=True`` by default, and mmengine 0.10.7 does not pass
 ``weights_only``: its own checkpoints (resume, ``load_from``, ``Pretrained``
 init) then fail on ``HistoryBuffer``, numpy arrays and scalars, and the
@@ -17,7 +9,7 @@ switching weights-only loading off, we allow exactly those objects;
 ``getattr`` is replaced by a version that resolves only HistoryBuffer's own
 methods, so a pickle carrying a code payload is still refused.
 
-2. ``atomic_checkpoint_writes``: mmengine writes a checkpoint straight to its
+``atomic_checkpoint_writes``: mmengine writes a checkpoint straight to its
 final path, so a kill during the write (preemption, OOM killer, a full disk)
 leaves a truncated file under the name of a good one. Every file written
 through mmengine's local file backend (``LocalBackend.put`` / ``put_text``,
@@ -26,27 +18,18 @@ temporary file in the same folder, is flushed to disk and then renamed over
 the final path: a reader sees the old file or the new one, never half of
 one.
 
-3. ``prune_checkpoints_after_saving``: ``CheckpointHook`` deletes the oldest
+``prune_checkpoints_after_saving``: ``CheckpointHook`` deletes the oldest
 kept checkpoint *before* writing the new one (with ``max_keep_ckpts=1`` a
 crash then leaves none); it now deletes it after the new one is written.
 (Its few-byte ``last_checkpoint`` record is still written in place;
 ``tools/train.py --resume`` checks what it names.)
 """
-import logging
 import os
 import os.path as osp
 import pickle
-import re
-from typing import Dict
 
 import numpy as np
 import torch
-
-_PATCHED = False
-
-
-def _torch_version():
-    return tuple(int(p) for p in torch.__version__.split('+')[0].split('.')[:2])
 
 
 def _history_buffer_getattr(obj, name):
@@ -169,68 +152,3 @@ def prune_checkpoints_after_saving():
             getattr(backend, method)(path)
 
     CheckpointHook._save_checkpoint_with_step = save_then_prune
-
-
-# name: (function, mmengine versions it was written for, why).
-PATCHES = {
-    'weights_only_checkpoints':
-    (allow_mmengine_checkpoints, ('0.10.0', '0.11.0'),
-     "torch >= 2.6 loads weights-only and mmengine's checkpoints hold "
-     'HistoryBuffer and numpy objects'),
-    'atomic_checkpoint_writes':
-    (make_local_writes_atomic, ('0.10.0', '0.11.0'),
-     'a kill during a checkpoint write would leave a truncated file'),
-    'prune_checkpoints_after_saving':
-    (prune_checkpoints_after_saving, ('0.10.0', '0.11.0'),
-     'CheckpointHook deletes the oldest checkpoint before saving the new'),
-}
-OPT_OUT_ENV = 'MMITPN_NO_COMPAT'
-
-
-def _version(text: str) -> tuple:
-    return tuple(int(p) for p in re.findall(r'\d+', text)[:3])
-
-
-def apply_compat_patches() -> Dict[str, str]:
-    """Apply every fix once per process (later calls do nothing).
-
-    Returns:
-        dict: ``{patch name: what happened}`` (applied, or why skipped), as
-        logged; empty on later calls.
-    """
-    global _PATCHED
-    if _PATCHED:
-        return {}
-    import mmengine
-    from mmengine.logging import print_log
-    opt_out = os.environ.get(OPT_OUT_ENV, '').strip()
-    if opt_out.lower() in ('1', 'all', 'true'):
-        skipped = set(PATCHES)
-    else:
-        skipped = {n.strip() for n in opt_out.split(',') if n.strip()}
-    unknown = skipped - set(PATCHES)
-    if unknown:
-        raise ValueError(
-            f'{OPT_OUT_ENV} names unknown patches {sorted(unknown)}; known: '
-            f'{sorted(PATCHES)} (or 1 for all)')
-    _PATCHED = True
-    found = _version(mmengine.__version__)
-    done = {}
-    for name, (patch, (low, high), why) in PATCHES.items():
-        if name in skipped:
-            done[name] = f'skipped ({OPT_OUT_ENV})'
-        elif not _version(low) <= found < _version(high):
-            done[name] = (f'skipped: written for mmengine >={low},<{high}, '
-                          f'found {mmengine.__version__}')
-        elif name == 'weights_only_checkpoints' and _torch_version() < (2, 6):
-            done[name] = 'not needed before torch 2.6'
-        else:
-            patch()
-            done[name] = f'applied ({why})'
-    outdated = any(v.startswith('skipped: written') for v in done.values())
-    print_log(
-        'mmitpn compat patches of mmengine: ' +
-        '; '.join(f'{name} {what}' for name, what in done.items()),
-        logger='current',
-        level=logging.WARNING if outdated else logging.INFO)
-    return done
