@@ -41,7 +41,13 @@ def build_runner(cfg) -> Runner:
     # The fixes of packages that the model's codebase has imported by now
     # (mmcv.ops for mmdet and mmseg).
     apply_compat_patches()
-    accelerate(runner.model, cfg.get('accel'))
+    if isinstance(runner.model, torch.nn.Module):
+        accelerate(runner.model, cfg.get('accel'))
+    else:
+        print_log(
+            'mmitpn accel: not applied; FlexibleRunner builds the model when '
+            'training starts, and its strategies (FSDP, DeepSpeed) run on '
+            'GPUs, where the fast paths are off anyway', logger='current')
     return runner
 
 

@@ -4,6 +4,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.config import ConfigDict
 
 from mmitpn.engine import iTPNLayerDecayOptimWrapperConstructor
 from mmitpn.models import GlobalAvgPoolNorm, iTPNHiViT
@@ -206,3 +207,24 @@ def test_missing_weight_decay_is_refused():
         dict(layer_decay_rate=0.9))
     with pytest.raises(ValueError, match='weight_decay'):
         constructor(_upernet())
+
+
+def test_groups_are_plain_dicts_that_torch_compile_traces():
+    torch.manual_seed(0)
+    model = _Classifier({'embed_dims': 32, 'stem_depths': (1, 1),
+                         'depth': 2, 'num_heads': 2})
+    model = model.to_empty(device='cpu')
+    # As the Runner passes it: a ConfigDict from the config file.
+    constructor = iTPNLayerDecayOptimWrapperConstructor(
+        ConfigDict(type='OptimWrapper',
+                   optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
+        ConfigDict(layer_decay_rate=0.75))
+    optimizer = constructor(model).optimizer
+    assert len(optimizer.param_groups) > 4
+    assert all(type(g) is dict for g in optimizer.param_groups)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    # A ConfigDict group made dynamo fail inside AdamW.step.
+    explained = torch._dynamo.explain(optimizer.step)()
+    torch._dynamo.reset()
+    assert explained.graph_break_count == 0 and explained.graph_count >= 1

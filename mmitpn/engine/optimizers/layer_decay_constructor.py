@@ -79,6 +79,15 @@ class iTPNLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         # mmengine only calls add_params when paramwise_cfg is non-empty.
         super().__init__(optim_wrapper_cfg, given_cfg)
 
+    def __call__(self, model: nn.Module):
+        wrapper = super().__call__(model)
+        # mmengine builds the optimizer from a ConfigDict, which turns our
+        # groups into ConfigDicts; torch.compile (cfg.compile) cannot trace
+        # an optimizer step over those.
+        groups = wrapper.optimizer.param_groups
+        groups[:] = [dict(group) for group in groups]
+        return wrapper
+
     @staticmethod
     def _find_backbone(model: nn.Module):
         """(module with get_layer_depth, its name prefix)."""

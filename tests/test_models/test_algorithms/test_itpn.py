@@ -380,3 +380,15 @@ def test_pretrain_recipe_configs_parse(name):
     assert 'base_batch_size' in cfg.auto_scale_lr
     if cfg.model.get('teacher') == 'ema':
         assert cfg.custom_hooks[0].type == 'mmitpn.EMATeacherHook'
+
+
+def test_fsdp_demo_config_keeps_the_teacher_on_matching_shards():
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'pretrain',
+                 'itpn-demo_fashion-mnist_fsdp.py'))
+    assert cfg.runner_type == 'FlexibleRunner'
+    assert cfg.strategy.type == 'FSDPStrategy'
+    assert cfg.strategy.model_wrapper.use_orig_params
+    assert cfg.strategy.state_dict_cfg == 'full'
+    assert cfg.model.teacher == 'ema'
+    assert cfg.custom_hooks[0].type == 'mmitpn.EMATeacherHook'

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# mmitpn's GPU acceptance run: every task family trains and tests on one GPU.
+#
+#   tools/gpu_check.sh --prepare DATA_DIR   # once, where the data sources are
+#   tools/gpu_check.sh DATA_DIR [OUT_DIR]   # on the GPU machine
+#
+# --prepare writes the small real data sets the checks train on, with the
+# repository's own converters: a Fashion-MNIST subset (from Debian's
+# dataset-fashion-mnist or FASHION_MNIST_ROOT), the tiny COCO instance set and
+# the tiny segmentation set (tools/dataset_converters/, from their cached
+# wheels). About 6 MB, so DATA_DIR can be carried to a machine without
+# network access.
+#
+# The run installs nothing: it needs the stack that `make env` builds (or the
+# same packages installed otherwise; PYTHON names the interpreter). It prints
+# one PASS/FAIL/SKIP line per check, the benchmark tables, and exits 1 when a
+# check failed. Logs and work dirs go to OUT_DIR (default work_dirs/gpu_check).
+#
+# GPU_CHECK_DEVICE=cpu rehearses the run on a machine without a GPU: the same
+# checks with fewer iterations; NCCL and FSDP, which need CUDA, are skipped.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON=${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" OMP_WAIT_POLICY=PASSIVE
+
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+prepare() {
+    local data="$1" fmnist="${FASHION_MNIST_ROOT:-/usr/share/datasets/fashion-mnist}"
+    mkdir -p "$data/fashion-mnist" || exit 1
+    "$PYTHON" - "$fmnist" "$data/fashion-mnist" <<'EOF' || exit 1
+import gzip
+import os.path as osp
+import sys
+
+import numpy as np
+
+from mmitpn.datasets.fashion_mnist import read_idx_images, read_idx_labels
+
+src, dst = sys.argv[1:]
+for prefix, count in (('train', 10000), ('t10k', 2000)):
+    images = read_idx_images(osp.join(src, f'{prefix}-images-idx3-ubyte.gz'))
+    labels = read_idx_labels(osp.join(src, f'{prefix}-labels-idx1-ubyte.gz'))
+    for kind, array, magic in (('images-idx3', images[:count], 2051),
+                               ('labels-idx1', labels[:count], 2049)):
+        header = np.array([magic, *array.shape], '>i4').tobytes()
+        with gzip.open(osp.join(dst, f'{prefix}-{kind}-ubyte.gz'), 'wb') as f:
+            f.write(header + array.astype(np.uint8).tobytes())
+print(f'Fashion-MNIST subset (10000 train, 2000 test images) in {dst}')
+EOF
+    "$PYTHON" "$ROOT/tools/dataset_converters/prepare_tiny_coco_instances.py" \
+        --out-dir "$data/tiny_coco_instances" || exit 1
+    "$PYTHON" "$ROOT/tools/dataset_converters/prepare_tiny_real_seg.py" \
+        --out-dir "$data/tiny_real_seg" || exit 1
+    echo "data for tools/gpu_check.sh written to $data ($(du -sh "$data" | cut -f1))"
+}
+
+[ $# -ge 1 ] || usage
+if [ "$1" = --prepare ]; then
+    [ $# -eq 2 ] || usage
+    prepare "$2"
+    exit 0
+fi
+DATA="$(cd "$1" 2>/dev/null && pwd)" || { echo "no data folder '$1' (write it with --prepare)" >&2; exit 2; }
+OUT="${2:-$ROOT/work_dirs/gpu_check}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+for part in fashion-mnist/train-images-idx3-ubyte.gz tiny_coco_instances/annotations/instances.json \
+        tiny_real_seg/images; do
+    [ -e "$DATA/$part" ] || { echo "$DATA/$part is missing: write the data with tools/gpu_check.sh --prepare $DATA" >&2; exit 2; }
+done
+if [ "$DEVICE" = cuda ]; then
+    "$PYTHON" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' ||
+        { echo 'torch sees no GPU (GPU_CHECK_DEVICE=cpu rehearses the run on CPU)' >&2; exit 2; }
+    ITERS=300 CLS_ITERS=200 SEG_ITERS=100 DET_EPOCHS=4 BATCH=256 ROUNDS=5
+else
+    ITERS=8 CLS_ITERS=4 SEG_ITERS=2 DET_EPOCHS=1 BATCH=16 ROUNDS=1
+fi
+
+FAILED=0
+SECONDS=0
+# check NAME COMMAND...: runs COMMAND with its output in OUT/NAME.log.
+check() {
+    local name="$1" start=$SECONDS
+    shift
+    if "$@" >"$OUT/$name.log" 2>&1; then
+        printf 'PASS  %-22s %4ds\n' "$name" $((SECONDS - start))
+    else
+        printf 'FAIL  %-22s %4ds  (see %s)\n' "$name" $((SECONDS - start)) "$OUT/$name.log"
+        tail -5 "$OUT/$name.log" | sed 's/^/      /'
+        FAILED=1
+    fi
+}
+skip() { printf 'SKIP  %-22s       (%s)\n' "$1" "$2"; }
+train() { "$PYTHON" "$ROOT/tools/train.py" "$@"; }
+# test_metric KEY CONFIG CHECKPOINT ARGS...: tools/test.py, and KEY must be in
+# the metrics it prints.
+test_metric() {
+    local key="$1"
+    shift
+    "$PYTHON" "$ROOT/tools/test.py" "$@" | tee /dev/stderr | grep -q "'$key'"
+}
+last_checkpoint() { cat "$1/last_checkpoint"; }
+
+FMNIST=(train_dataloader.dataset.data_root="$DATA/fashion-mnist")
+PRETRAIN_CFG="$ROOT/configs/pretrain/itpn-demo_fashion-mnist.py"
+PRETRAIN_OPTS=("${FMNIST[@]}" train_dataloader.batch_size=$BATCH default_hooks.logger.interval=10)
+
+pretrain_then_resume() {
+    local work="$OUT/pretrain" half=$((ITERS / 2))
+    rm -rf "$work"
+    train "$PRETRAIN_CFG" --amp --work-dir "$work" --cfg-options "${PRETRAIN_OPTS[@]}" \
+        train_cfg.max_iters=$half default_hooks.checkpoint.interval=$half || return 1
+    train "$PRETRAIN_CFG" --amp --work-dir "$work" --resume --cfg-options "${PRETRAIN_OPTS[@]}" \
+        train_cfg.max_iters=$ITERS default_hooks.checkpoint.interval=$half || return 1
+    grep -q "resumed" "$work"/*/*.log || { echo 'the second run did not resume'; return 1; }
+    [ "$(basename "$(last_checkpoint "$work")")" = "iter_$ITERS.pth" ]
+}
+
+finetune_and_test() {
+    local work="$OUT/finetune" cfg="$ROOT/configs/cls/itpn-demo_fashion-mnist_finetune.py"
+    local data=(train_dataloader.dataset.data_root="$DATA/fashion-mnist"
+                val_dataloader.dataset.data_root="$DATA/fashion-mnist"
+                test_dataloader.dataset.data_root="$DATA/fashion-mnist")
+    rm -rf "$work"
+    train "$cfg" --amp --work-dir "$work" --cfg-options "${data[@]}" \
+        model.backbone.init_cfg.checkpoint="$(last_checkpoint "$OUT/pretrain")" \
+        train_cfg.max_iters=$CLS_ITERS train_cfg.val_interval=$CLS_ITERS \
+        default_hooks.checkpoint.interval=$CLS_ITERS || return 1
+    test_metric accuracy/top1 "$cfg" "$(last_checkpoint "$work")" --work-dir "$work/test" \
+        --cfg-options "${data[@]}"
+}
+
+TINY_COCO="$DATA/tiny_coco_instances/"
+COCO_DATA=()
+for split in train val test; do
+    COCO_DATA+=("${split}_dataloader.dataset.data_root=$TINY_COCO")
+done
+COCO_DATA+=(val_evaluator.ann_file="${TINY_COCO}annotations/instances.json"
+            test_evaluator.ann_file="${TINY_COCO}annotations/instances.json")
+
+det_train_and_test() {
+    local name="$1" cfg="$2" work="$OUT/$1"
+    shift 2
+    rm -rf "$work"
+    train "$cfg" --amp --work-dir "$work" --cfg-options "${COCO_DATA[@]}" "$@" \
+        train_cfg.max_epochs=$DET_EPOCHS train_cfg.val_interval=$DET_EPOCHS \
+        default_hooks.checkpoint.interval=$DET_EPOCHS || return 1
+    test_metric coco/segm_mAP "$cfg" "$(last_checkpoint "$work")" --work-dir "$work/test" \
+        --cfg-options "${COCO_DATA[@]}" "$@"
+}
+
+# The COCO Cascade recipe on the tiny set: 'nano' backbone, 13 classes.
+CASCADE_TINY=(model.backbone.arch=nano model.backbone.init_cfg=None model.neck.init_cfg=None
+              "model.neck.in_channels=[32,64,128]" model.roi_head.mask_head.num_classes=13
+              model.roi_head.bbox_head.0.num_classes=13 model.roi_head.bbox_head.1.num_classes=13
+              model.roi_head.bbox_head.2.num_classes=13)
+for split in train val test; do
+    CASCADE_TINY+=("${split}_dataloader.dataset.ann_file=annotations/instances.json"
+                   "${split}_dataloader.dataset.data_prefix.img=images/"
+                   "${split}_dataloader.dataset.metainfo.classes=[nucleus,bottle,chair,person,diningtable,mouse_traps,burts_bees_baby_wipes,laugh_out_loud_jokes,irish_spring_soap,measuring_spoons,fiskars_scissors,ice_cube_tray,hanes_socks]")
+done
+
+seg_train_and_test() {
+    local work="$OUT/upernet" cfg="$ROOT/configs/seg/upernet_itpn_hivit-tiny-p16_1xb4-400it_tiny-real-seg-256x256.py"
+    local data=()
+    for split in train val test; do
+        data+=("${split}_dataloader.dataset.data_root=$DATA/tiny_real_seg")
+    done
+    rm -rf "$work"
+    train "$cfg" --amp --work-dir "$work" --cfg-options "${data[@]}" train_cfg.max_iters=$SEG_ITERS \
+        train_cfg.val_interval=$SEG_ITERS default_hooks.checkpoint.interval=$SEG_ITERS || return 1
+    test_metric mIoU "$cfg" "$(last_checkpoint "$work")" --work-dir "$work/test" --cfg-options "${data[@]}"
+}
+
+dist_train_nccl() {
+    local work="$OUT/dist_train"
+    rm -rf "$work"
+    PORT=29517 "$ROOT/tools/dist_train.sh" "$PRETRAIN_CFG" 1 --amp --work-dir "$work" \
+        --cfg-options "${PRETRAIN_OPTS[@]}" train_cfg.max_iters=20 default_hooks.checkpoint.interval=20 || return 1
+    grep -q "'backend': 'nccl'\|backend.*nccl" "$work"/*/*.log || { echo 'the run did not use NCCL'; return 1; }
+}
+
+fsdp_pretrain() {
+    local work="$OUT/fsdp"
+    rm -rf "$work"
+    PORT=29518 "$ROOT/tools/dist_train.sh" "$ROOT/configs/pretrain/itpn-demo_fashion-mnist_fsdp.py" 1 \
+        --work-dir "$work" --cfg-options "${PRETRAIN_OPTS[@]}" train_cfg.max_iters=20 \
+        default_hooks.checkpoint.interval=20 || return 1
+    # The teacher was updated on the shards and saved whole: it moved away
+    # from the student it started as, and from its initial copy.
+    "$PYTHON" - "$(last_checkpoint "$work")" <<'EOF'
+import sys
+
+import torch
+
+state = torch.load(sys.argv[1], map_location='cpu')['state_dict']
+teacher = {k[len('teacher.module.'):]: v for k, v in state.items()
+           if k.startswith('teacher.module.')}
+student = {k[len('backbone.'):]: v for k, v in state.items()
+           if k.startswith('backbone.')}
+assert teacher and teacher.keys() <= student.keys(), 'no whole teacher saved'
+gap = max((teacher[k].float() - student[k].float()).abs().max().item()
+          for k in teacher)
+print(f'{len(teacher)} teacher tensors, max |teacher - student| = {gap:.3g}')
+assert gap > 0, 'the teacher equals the student'
+EOF
+}
+
+benchmarks() {
+    local bench="$ROOT/tools/analysis_tools/benchmark.py" batch=128
+    [ "$DEVICE" = cpu ] && batch=2
+    "$PYTHON" "$bench" "$ROOT/configs/pretrain/itpn-pixel-mfm_hivit-base-p16_8xb512-amp-coslr-400e_in1k.py" \
+        --mode train --device "$DEVICE" --amp --batch-size $batch --rounds $ROUNDS --iters 2 \
+        --compare "config:mmpretrain::itpn/itpn-pixel_hivit-base-p16_8xb512-amp-coslr-800e_in1k.py" || return 1
+    "$PYTHON" "$bench" "$ROOT/configs/cls/itpn-pixel_hivit-base-p16_32xb32-coslr-100e_in1k.py" \
+        --mode infer --device "$DEVICE" --amp --batch-size $((batch * 2)) --rounds $ROUNDS --iters 2 \
+        --compare timm:vit_base_patch16_224 || return 1
+}
+
+echo "mmitpn GPU check on $DEVICE: data $DATA, logs $OUT"
+check pretrain-amp-resume pretrain_then_resume
+check finetune-test finetune_and_test
+check mask-rcnn-test det_train_and_test mask-rcnn \
+    "$ROOT/configs/det/mask-rcnn_itpn-tiny-p16_overfit-60e_tiny-coco-instances.py"
+check cascade-test det_train_and_test cascade \
+    "$ROOT/configs/det/cascade-mask-rcnn_itpn-pixel_hivit-base-p16_ms-crop-3x_coco.py" "${CASCADE_TINY[@]}"
+check upernet-test seg_train_and_test
+if [ "$DEVICE" = cuda ]; then
+    check dist-train-nccl dist_train_nccl
+    check fsdp-pretrain fsdp_pretrain
+else
+    skip dist-train-nccl 'needs CUDA'
+    skip fsdp-pretrain 'needs CUDA'
+fi
+check benchmark benchmarks
+sed -n '/^train:\|^infer:/,/^ratios are/p' "$OUT/benchmark.log"
+echo "total ${SECONDS}s"
+exit $FAILED
