@@ -18,14 +18,16 @@
 #
 # GPU_CHECK_DEVICE=cpu rehearses the run on a machine without a GPU: the same
 # checks with fewer iterations; NCCL and FSDP, which need CUDA, are skipped.
+# GPU_CHECK_ONLY="name ..." reruns the checks named (finetune-test reads the
+# checkpoint of an earlier pretrain-amp-resume in the same OUT_DIR).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON=${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}
+export PYTHON=${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" OMP_WAIT_POLICY=PASSIVE
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 prepare() {
     local data="$1" fmnist="${FASHION_MNIST_ROOT:-/usr/share/datasets/fashion-mnist}"
@@ -85,6 +87,9 @@ SECONDS=0
 check() {
     local name="$1" start=$SECONDS
     shift
+    if [ -n "${GPU_CHECK_ONLY:-}" ] && [[ " $GPU_CHECK_ONLY " != *" $name "* ]]; then
+        return
+    fi
     if "$@" >"$OUT/$name.log" 2>&1; then
         printf 'PASS  %-22s %4ds\n' "$name" $((SECONDS - start))
     else
@@ -98,9 +103,11 @@ train() { "$PYTHON" "$ROOT/tools/train.py" "$@"; }
 # test_metric KEY CONFIG CHECKPOINT ARGS...: tools/test.py, and KEY must be in
 # the metrics it prints.
 test_metric() {
-    local key="$1"
+    local key="$1" out
     shift
-    "$PYTHON" "$ROOT/tools/test.py" "$@" | tee /dev/stderr | grep -q "'$key'"
+    out="$("$PYTHON" "$ROOT/tools/test.py" "$@" 2>&1)" || { echo "$out"; return 1; }
+    echo "$out"
+    grep -q "'$key'" <<<"$out" || { echo "no '$key' in the metrics"; return 1; }
 }
 last_checkpoint() { cat "$1/last_checkpoint"; }
 
@@ -243,6 +250,6 @@ else
     skip fsdp-pretrain 'needs CUDA'
 fi
 check benchmark benchmarks
-sed -n '/^train:\|^infer:/,/^ratios are/p' "$OUT/benchmark.log"
+[ -f "$OUT/benchmark.log" ] && sed -n '/^train:\|^infer:/,/^ratios are/p' "$OUT/benchmark.log"
 echo "total ${SECONDS}s"
 exit $FAILED
