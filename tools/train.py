@@ -13,9 +13,9 @@ from mmengine.config import Config, DictAction
 # This clone's mmitpn first, whatever the environment has installed.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmitpn.tools.train_setup import (  # noqa: E402
-    build_runner, drop_switched_off_hooks, enable_amp, prepare_process,
-    registry_errors_explained, resolve_auto_resume, resolve_work_dir,
-    setup_cpu_distributed)
+    build_runner, drop_switched_off_hooks, enable_amp, lock_work_dir,
+    prepare_process, registry_errors_explained, resolve_auto_resume,
+    resolve_work_dir, setup_cpu_distributed)
 
 
 def parse_args():
@@ -65,6 +65,7 @@ def main():
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = resolve_work_dir(cfg, args.config, args.work_dir)
+    lock_work_dir(cfg.work_dir)
     prepare_process(cfg)
     drop_switched_off_hooks(cfg)
     setup_cpu_distributed(cfg)

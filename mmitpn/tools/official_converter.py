@@ -471,6 +471,41 @@ def convert_official_state_dict(
     return converted, ConversionReport(layout, entries, drop, task_model)
 
 
+# Modules whose functions a pickle can call to run code or reach the system;
+# weights never need them, so a file that asks for one carries a payload.
+CODE_MODULES = ('builtins', 'os', 'posix', 'nt', 'subprocess', 'sys',
+                'shutil', 'socket', 'importlib', 'runpy', 'pty', 'code',
+                'ctypes', 'webbrowser', 'pickle', 'marshal', 'types')
+_REFUSED_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
+
+
+def _refusal(path: str, err: Exception) -> ConversionError:
+    """Why weights-only loading refused ``path``, and what (not) to do."""
+    if osp.getsize(path) == 0:
+        return ConversionError(f'{path} is empty (0 bytes): download or copy '
+                               'the official checkpoint again')
+    match = _REFUSED_GLOBAL.search(str(err))
+    if match is None:
+        # torch's own text for these advises weights_only=False: not here.
+        detail = type(err).__name__ if isinstance(
+            err, pickle.UnpicklingError) else f'{type(err).__name__}: {err}'
+        return ConversionError(
+            f'{path} is not a readable PyTorch checkpoint (truncated, '
+            f'corrupted or another format; {detail}); download or copy it '
+            'again')
+    name = match.group(1)
+    if name.split('.')[0] in CODE_MODULES:
+        return ConversionError(
+            f'{path} is not a checkpoint to convert: unpickling it would '
+            f'call {name}, i.e. run code, which weights-only loading refused. '
+            'Delete the file; never load it with --allow-pickle, which would '
+            'run that code.')
+    return ConversionError(
+        f'{path} holds a pickled {name} object, which weights-only loading '
+        'refuses; if you trust the file, --allow-pickle (allow_pickle=True) '
+        'unpickles it fully.')
+
+
 def load_official_state_dict(path: str,
                              allow_pickle: bool = False
                              ) -> Dict[str, torch.Tensor]:
@@ -480,19 +515,21 @@ def load_official_state_dict(path: str,
     a raw state dict, and strips ``module.``/``encoder.`` prefixes as the
     official loaders do. The training scripts also pickle their
     ``argparse.Namespace``; that class is allowed, anything else needs
-    ``allow_pickle`` (full unpickling: only for files you trust).
+    ``allow_pickle`` (full unpickling: only for files you trust). An empty,
+    truncated or non-PyTorch file, or one whose pickle would call code, is
+    refused with a :class:`ConversionError` saying which.
     """
+    if not osp.isfile(path):
+        raise ConversionError(f'{path} not found')
     if allow_pickle:
         ckpt = torch.load(path, map_location='cpu', weights_only=False)
     else:
         try:
             with torch.serialization.safe_globals([argparse.Namespace]):
                 ckpt = torch.load(path, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError as err:
-            raise ConversionError(
-                f'{path} holds objects that weights-only loading refuses; '
-                'if you trust the file, use --allow-pickle '
-                f'(allow_pickle=True). torch said: {err}') from err
+        except (pickle.UnpicklingError, EOFError, RuntimeError,
+                OSError) as err:
+            raise _refusal(path, err) from err
     state = unwrap_state_dict(ckpt)
     if state is None:
         raise ConversionError(

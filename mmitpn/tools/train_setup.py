@@ -1,8 +1,12 @@
 """Process set-up, config adjustments and error reporting shared by
 tools/train.py and tools/test.py."""
+import fcntl
 import os
 import os.path as osp
 import re
+import socket
+import sys
+import time
 from contextlib import contextmanager
 from importlib import import_module
 from typing import List, Optional
@@ -31,6 +35,45 @@ def prepare_process(cfg) -> None:
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if fast_paths_enabled(device, cfg.get('accel')):
         print_log(keep_freed_memory(), logger='current')
+
+
+WORK_DIR_LOCK = '.mmitpn-train.lock'
+
+
+def lock_work_dir(work_dir: str) -> None:
+    """Hold ``work_dir`` for this training run until the process ends.
+
+    Two runs in one work dir overwrite each other's checkpoints, prune each
+    other's files and point ``last_checkpoint`` at the wrong run. The lock is
+    an ``flock`` on ``WORK_DIR/.mmitpn-train.lock``, which the OS releases
+    when the process ends however it ends, so a killed run leaves no stale
+    lock; the file names the holder for the message. In distributed runs the
+    process of global rank 0 holds it.
+
+    Raises:
+        SystemExit: Another live process holds the work dir.
+    """
+    if int(os.environ.get('RANK', '0')) != 0:
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, WORK_DIR_LOCK)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 4096).decode(errors='replace').strip()
+        os.close(fd)
+        raise SystemExit(
+            f'work dir {work_dir} is in use by {holder or "another run"}. '
+            "Two runs in one work dir overwrite each other's checkpoints: "
+            'wait for that run to end, stop it, or pass another --work-dir. '
+            '(The lock goes when that process ends, killed or not; on a file '
+            f'system without locks, delete {path} once it has.)') from None
+    os.ftruncate(fd, 0)
+    os.write(fd, (f'run PID {os.getpid()} on host {socket.gethostname()} '
+                  f'(started {time.strftime("%Y-%m-%d %H:%M:%S")}: '
+                  f'{" ".join(sys.argv)})').encode())
+    # The descriptor stays open, and the lock held, until the process ends.
 
 
 def build_runner(cfg) -> Runner:

@@ -259,3 +259,44 @@ def test_other_pickled_objects_need_allow_pickle(tmp_path):
         load_official_state_dict(str(path))
     assert 'head.weight' in load_official_state_dict(
         str(path), allow_pickle=True)
+
+
+class _ShellPayload:
+
+    def __reduce__(self):
+        return (os.system, ('echo owned',))
+
+
+def test_code_payload_is_refused_without_suggesting_allow_pickle(tmp_path):
+    path = tmp_path / 'official.pth'
+    torch.save({'model': _tiny_official(), 'extra': _ShellPayload()}, path)
+    with pytest.raises(ConversionError) as err:
+        load_official_state_dict(str(path))
+    message = str(err.value)
+    assert f'unpickling it would call {os.system.__module__}.system' in message
+    assert 'never load it with --allow-pickle' in message
+    assert 'if you trust' not in message
+
+
+def test_other_globals_name_the_object(tmp_path):
+    path = tmp_path / 'official.pth'
+    torch.save({'model': _tiny_official(), 'extra': _Opaque()}, path)
+    with pytest.raises(ConversionError,
+                       match=f'pickled {__name__}._Opaque object'):
+        load_official_state_dict(str(path))
+
+
+@pytest.mark.parametrize('content,expected', [
+    (b'', 'is empty'),
+    (bytes(range(256)) * 4, 'not a readable PyTorch checkpoint'),
+    ('truncated', 'not a readable PyTorch checkpoint'),
+])
+def test_unreadable_files_say_what_they_are(tmp_path, content, expected):
+    path = tmp_path / 'official.pth'
+    if content == 'truncated':
+        torch.save({'model': _tiny_official()}, path)
+        content = path.read_bytes()[:len(path.read_bytes()) // 2]
+    path.write_bytes(content)
+    with pytest.raises(ConversionError, match=expected) as err:
+        load_official_state_dict(str(path))
+    assert '--allow-pickle' not in str(err.value)

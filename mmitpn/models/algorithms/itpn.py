@@ -99,6 +99,12 @@ class iTPN(BaseSelfSupervisor):
                  sincos_pos_embed: bool = False,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None):
+        if not 0. < mask_ratio < 1.:
+            raise ValueError(
+                f'mask_ratio must be strictly between 0 and 1, got '
+                f'{mask_ratio}: at 0 no patch is masked, so MIM has no '
+                'target and its loss is NaN; at 1 nothing is visible to '
+                'encode (the paper masks 0.75)')
         if teacher_input not in ('masked', 'full'):
             raise ValueError(f"teacher_input must be 'masked' or 'full', got "
                              f'{teacher_input!r}')

@@ -392,3 +392,10 @@ def test_fsdp_demo_config_keeps_the_teacher_on_matching_shards():
     assert cfg.strategy.state_dict_cfg == 'full'
     assert cfg.model.teacher == 'ema'
     assert cfg.custom_hooks[0].type == 'mmitpn.EMATeacherHook'
+
+
+@pytest.mark.parametrize('ratio', [0., 1., 1.2])
+def test_mask_ratio_outside_zero_one_is_refused(ratio):
+    with pytest.raises(ValueError,
+                       match='strictly between 0 and 1.*loss is NaN'):
+        MODELS.build(pixel_cfg(mask_ratio=ratio))
