@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from mmitpn.models.utils.blocks import (Attention, AttentionBlock, CMLPBlock,
                                         Mlp)
+from .cpu_linear import OneDNNLinear
 
 # Without autograd on CPU, MLP hidden activations larger than
 # _CHUNK_MIN elements are computed in chunks of about _CHUNK_ELEMS.
@@ -70,8 +71,10 @@ class FusedGeluMlp(Mlp):
 
     @staticmethod
     def can_replace(mlp: Mlp) -> bool:
+        # The GELU runs inside fc1's product (swapped to oneDNN first), and
         # oneDNN's fused activation is the exact GELU.
-        return type(mlp.act) is nn.GELU and mlp.act.approximate == 'none'
+        return (isinstance(mlp.fc1, OneDNNLinear) and type(mlp.act) is nn.GELU
+                and mlp.act.approximate == 'none')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.drop(self.fc1(x, gelu=True))

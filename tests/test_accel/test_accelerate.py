@@ -13,8 +13,7 @@ import torch.nn as nn
 from tiny_models import TINY_HIVIT, tiny_ema_pretrain_cfg
 
 from mmitpn.accel import accel_mode, accelerate, cpu_blocks, fast_paths_enabled
-from mmitpn.accel.cpu_blocks import (ChunkedAttentionBlock, ChunkedCMLPBlock,
-                                     CPUMatmulAttention, FusedGeluMlp)
+from mmitpn.accel.cpu_blocks import FusedGeluMlp
 from mmitpn.accel.cpu_linear import _ONEDNN_LINEAR, OneDNNLinear
 from mmitpn.models import iTPNHiViT, iTPNPyramid
 from mmitpn.models.utils import Attention, AttentionBlock, CMLPBlock, Mlp
@@ -102,9 +101,20 @@ def test_only_exact_gelu_mlps_are_fused(monkeypatch):
             d, h, act_layer=lambda: nn.GELU(approximate='tanh'))),
         CMLPBlock(8)
     ])
+
+    class OwnLinear(nn.Linear):
+        """A user's linear layer, which the accelerator leaves alone."""
+
+    model.append(CMLPBlock(8))
+    model[2].mlp.fc1 = OwnLinear(8, 32)
     accelerate(model, 'on')
     assert type(model[0].mlp) is Mlp and type(model[1].mlp) is FusedGeluMlp
     assert type(model[0].mlp.fc1) is OneDNNLinear
+    # No oneDNN fc1 to fuse the GELU into.
+    assert type(model[2].mlp) is Mlp and type(model[2].mlp.fc1) is OwnLinear
+    x = torch.randn(2, 8)
+    torch.testing.assert_close(model[2](x),
+                               x + model[2].mlp(model[2].norm(x)))
 
 
 @needs_onednn

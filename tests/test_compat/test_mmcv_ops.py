@@ -1,12 +1,10 @@
 """The mmcv ops fallback: torchvision's kernels where mmcv has none (forced
 here on CPU, where both exist, to compare them), float32 for dtypes mmcv's
 kernels do not take."""
-import copy
-
+import mmcv.ops
 import numpy as np
 import pytest
 import torch
-import mmcv.ops
 from mmcv.ops import RoIAlign, nms
 
 from mmitpn.compat import apply_compat_patches, mmcv_ops

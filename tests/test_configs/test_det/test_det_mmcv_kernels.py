@@ -1,7 +1,6 @@
 """Mask R-CNN where mmcv has no kernels (torchvision's run instead, forced
 here on CPU) and under --amp (bfloat16 autocast on CPU), train step and
 predict."""
-import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.model import revert_sync_batchnorm
