@@ -1,9 +1,16 @@
 """mmitpn: Integrally Pre-Trained Transformer Pyramid Networks for OpenMMLab."""
+import os
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
+# What `mim train/test/run mmitpn ...` and the model-by-name look-ups
+# (mmitpn/model_index.py) read from an installed OpenMMLab package: its
+# configs, tools and model index under <package>/.mim.
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
 def read_requirements(name):
@@ -22,6 +29,29 @@ def read_version():
     return namespace['__version__']
 
 
+class BuildPyWithMim(build_py):
+    """Also copies ``MIM_FILES`` into ``mmitpn/.mim`` of the build, so that
+    wheels (``pip install .``) carry them. Editable installs need no copy:
+    they read the checkout itself."""
+
+    def run(self):
+        super().run()
+        if self.editable_mode:
+            return
+        mim_dir = osp.join(self.build_lib, 'mmitpn', '.mim')
+        # Start afresh so that files deleted from the checkout leave too.
+        shutil.rmtree(mim_dir, ignore_errors=True)
+        os.makedirs(mim_dir)
+        for name in MIM_FILES:
+            src, dst = osp.join(HERE, name), osp.join(mim_dir, name)
+            if osp.isdir(src):
+                shutil.copytree(
+                    src, dst,
+                    ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+            else:
+                shutil.copyfile(src, dst)
+
+
 with open(osp.join(HERE, 'README.md'), encoding='utf-8') as f:
     long_description = f.read()
 
@@ -36,6 +66,7 @@ setup(
     'segmentation, hierarchical vision transformer',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     include_package_data=True,
+    cmdclass={'build_py': BuildPyWithMim},
     python_requires='>=3.9',
     classifiers=[
         'Operating System :: OS Independent',

@@ -5,7 +5,8 @@ without ``custom_imports``: mmengine imports ``mmitpn.registry`` for the
 ``mmitpn`` prefix and each registry imports its modules lazily, in two tiers:
 
 - **core** locations (torch + mmengine only) when the registry is first
-  asked for a type: backbone, pyramid, heads, hooks, optimizer parts;
+  asked for a type: backbone, pyramid, heads, hooks, optimizer parts, lr
+  schedulers;
 - **adapter** locations, which need another codebase (mmpretrain, mmseg,
   open_clip), only when a type is asked for that the core does not have: a
   detection config never imports mmpretrain or mmseg through mmitpn.
@@ -24,6 +25,9 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import \
+    PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import Registry
 
 SCOPE = 'mmitpn'
@@ -117,6 +121,8 @@ MODEL_WRAPPERS = ScopedRegistry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,
     locations=['mmitpn.accel.cpu_distributed'])
+RUNNERS = ScopedRegistry(
+    'runner', parent=MMENGINE_RUNNERS, locations=['mmitpn.engine.runner'])
 HOOKS = ScopedRegistry(
     'hook', parent=MMENGINE_HOOKS, locations=['mmitpn.engine.hooks'])
 OPTIM_WRAPPER_CONSTRUCTORS = ScopedRegistry(
@@ -127,6 +133,10 @@ OPTIM_WRAPPERS = ScopedRegistry(
     'optim_wrapper',
     parent=MMENGINE_OPTIM_WRAPPERS,
     locations=['mmitpn.accel.bf16_optim_wrapper'])
+PARAM_SCHEDULERS = ScopedRegistry(
+    'parameter scheduler',
+    parent=MMENGINE_PARAM_SCHEDULERS,
+    locations=['mmitpn.engine.schedulers'])
 DATASETS = ScopedRegistry(
     'dataset',
     parent=MMENGINE_DATASETS,

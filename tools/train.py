@@ -13,9 +13,10 @@ from mmengine.config import Config, DictAction
 # This clone's mmitpn first, whatever the environment has installed.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmitpn.tools.train_setup import (  # noqa: E402
-    build_runner, drop_switched_off_hooks, enable_amp, lock_work_dir,
-    prepare_process, registry_errors_explained, resolve_auto_resume,
-    resolve_work_dir, setup_cpu_distributed)
+    build_runner, drop_switched_off_hooks, enable_amp, input_errors_reported,
+    lock_work_dir, prepare_process, registry_errors_explained,
+    resolve_auto_resume, resolve_work_dir, setup_cpu_distributed,
+    stopped_ranks_reported, watch_distributed_ranks)
 
 
 def parse_args():
@@ -69,6 +70,7 @@ def main():
     prepare_process(cfg)
     drop_switched_off_hooks(cfg)
     setup_cpu_distributed(cfg)
+    watch_distributed_ranks(cfg)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:
@@ -83,7 +85,8 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    with registry_errors_explained(cfg):
+    with registry_errors_explained(cfg), input_errors_reported(), \
+            stopped_ranks_reported(cfg):
         runner = build_runner(cfg)
         runner.train()
 

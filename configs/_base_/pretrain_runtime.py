@@ -15,6 +15,9 @@ default_hooks = dict(
     # Masks drawn from (seed, rank, iteration): `--resume` continues with
     # the same masks as an uninterrupted run.
     iteration_seed=dict(type='mmitpn.IterationSeedHook'),
+    # Warns at the first batch when its images are not model.backbone's
+    # img_size (masks and position embeddings are laid out for it).
+    input_size=dict(type='mmitpn.InputSizeCheckHook'),
 )
 
 env_cfg = dict(

@@ -9,4 +9,6 @@ custom_hooks = [
     # Model randomness (drop path) drawn from (seed, rank, iteration), so
     # that `--resume` continues as an uninterrupted run would.
     dict(type='mmitpn.IterationSeedHook'),
+    # The heads' num_classes must match the dataset's classes.
+    dict(type='mmitpn.SegNumClassesCheckHook'),
 ]

@@ -25,7 +25,12 @@ model = dict(
         patch_size=4,
         drop_path_rate=0.1,
         init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+            type='Pretrained',
+            checkpoint=pretrained,
+            prefix='backbone.',
+            # Pixel pre-training has no relative position tables: these
+            # start at zero (no bias), as in the official fine-tuning.
+            allow_missing=['blocks.*.attn.relative_position_bias_table'])),
     neck=dict(in_channels=128),
     head=dict(
         num_classes=10,

@@ -22,7 +22,12 @@ model = dict(
     backbone=dict(
         drop_path_rate=0.15,
         init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+            type='Pretrained',
+            checkpoint=pretrained,
+            prefix='backbone.',
+            # Pixel pre-training has no relative position tables: these
+            # start at zero (no bias), as in the official fine-tuning.
+            allow_missing=['blocks.*.attn.relative_position_bias_table'])),
     head=dict(
         # Smoothing of the mixed targets (linear, so equal to timm's
         # smoothing before mixing).

@@ -19,6 +19,11 @@ model = dict(
         use_rel_pos_bias=False,
         frozen_stages=3,
         init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+            type='Pretrained',
+            checkpoint=pretrained,
+            prefix='backbone.',
+            # Pixel pre-training has no relative position tables: these
+            # start at zero (no bias), as in the official fine-tuning.
+            allow_missing=['blocks.*.attn.relative_position_bias_table'])),
     neck=dict(norm_cfg=dict(type='BN1d', affine=False, eps=1e-6)),
     head=dict(init_cfg=dict(type='TruncNormal', layer='Linear', std=0.01)))

@@ -10,6 +10,7 @@ _base_ = [
     '../_base_/schedules/itpn-det_adamw_1x.py',
     '../_base_/det_runtime.py',
 ]
+from mmitpn.models.utils.strides import pyramid_strides  # noqa: E402
 
 # What the demo pre-training (or the integral rows of the mini ablation)
 # leaves behind; the mini-ablation driver passes the checkpoint it made.
@@ -18,7 +19,8 @@ backbone_dims = [32, 64, 128]  # a list: mmdet's FPN takes no tuple
 fpn_dim = 64
 # 4x4 patches: the three stages are at strides 1, 2 and 4 of the 56x56
 # canvas; the pyramid adds avg-pooled levels at strides 8 and 16.
-strides = [1, 2, 4, 8, 16]
+patch_size = 4
+strides = pyramid_strides(patch_size)
 
 model = dict(
     # the pre-training normalisation (Fashion-MNIST pixel mean and std)
@@ -27,7 +29,7 @@ model = dict(
     backbone=dict(
         arch='nano',  # C = 128, so the widths are backbone_dims
         img_size=28,
-        patch_size=4,
+        patch_size=patch_size,
         drop_path_rate=0.,
         init_cfg=dict(
             type='Pretrained', checkpoint=pretrained, prefix='backbone.')),

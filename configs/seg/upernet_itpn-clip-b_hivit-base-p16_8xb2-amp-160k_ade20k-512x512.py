@@ -20,4 +20,7 @@ model = dict(
             type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
     neck=dict(
         init_cfg=dict(
-            type='Pretrained', checkpoint=checkpoint, prefix='neck.')))
+            type='Pretrained',
+            checkpoint=checkpoint,
+            prefix='neck.',
+            allow_missing=['fuse_s8.1.*', 'fuse_s4.1.*'])))

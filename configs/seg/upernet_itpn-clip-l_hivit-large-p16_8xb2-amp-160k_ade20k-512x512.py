@@ -20,5 +20,8 @@ model = dict(
             type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
     neck=dict(
         init_cfg=dict(
-            type='Pretrained', checkpoint=checkpoint, prefix='neck.')))
+            type='Pretrained',
+            checkpoint=checkpoint,
+            prefix='neck.',
+            allow_missing=['fuse_s8.1.*', 'fuse_s4.1.*'])))
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.95))

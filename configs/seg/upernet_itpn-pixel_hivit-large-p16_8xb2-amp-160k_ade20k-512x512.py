@@ -15,7 +15,12 @@ model = dict(
     backbone=dict(
         drop_path_rate=0.2,
         init_cfg=dict(
-            type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
+            type='Pretrained',
+            checkpoint=checkpoint,
+            prefix='backbone.',
+            # Pixel pre-training has no relative position tables: these
+            # start at zero (no bias), as in the official fine-tuning.
+            allow_missing=['blocks.*.attn.relative_position_bias_table'])),
     neck=dict(
         init_cfg=dict(
             type='Pretrained', checkpoint=checkpoint, prefix='neck.')))

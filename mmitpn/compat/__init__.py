@@ -16,6 +16,9 @@ warning, on others. ``MMITPN_NO_COMPAT=1`` skips all of them,
   kernel (CUDA tensors with a CPU-only mmcv build) and on bfloat16 / float16
   inputs (:mod:`.mmcv_ops`). Applied once ``mmcv.ops`` has been imported (by
   mmdet or mmseg), so runs that never use it do not import it.
+- ``mmpretrain_vis_sample_indices``: mmpretrain's ``VisualizationHook``
+  names and picks the samples of a last, smaller batch right
+  (:mod:`.mmpretrain_hooks`); applied once mmpretrain's hooks are imported.
 """
 import logging
 import os
@@ -75,6 +78,12 @@ PATCHES: Dict[str, Patch] = {
           'CPU-only build) and on bfloat16/float16 inputs; they go to '
           "torchvision's kernels or run in float32 there",
           ready=lambda: 'mmcv.ops' in sys.modules),
+    'mmpretrain_vis_sample_indices':
+    Patch(_from('mmpretrain_hooks', 'number_samples_from_loader_batch_size'),
+          'mmpretrain', ('1.0.0', '1.3.0'),
+          'VisualizationHook draws the samples of a last, smaller batch '
+          'under the indices of earlier ones',
+          ready=lambda: 'mmpretrain.engine.hooks' in sys.modules),
 }
 
 # name -> what happened, for the patches applied or skipped so far.

@@ -24,9 +24,11 @@ crash then leaves none); it now deletes it after the new one is written.
 (Its few-byte ``last_checkpoint`` record is still written in place;
 ``tools/train.py --resume`` checks what it names.)
 """
+import errno
 import os
 import os.path as osp
 import pickle
+import shutil
 
 import numpy as np
 import torch
@@ -91,9 +93,19 @@ def atomic_write(data, filepath, encoding: str = 'utf-8') -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, filepath)
-    except BaseException:
+    except BaseException as err:
         if osp.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC,
+                                                      errno.EDQUOT):
+            # The plain error names neither the file nor the space needed.
+            raise OSError(
+                err.errno,
+                f'{err.strerror}: writing {filepath} needs {len(data)} bytes, '
+                f'{shutil.disk_usage(folder).free} are free on that file '
+                'system; the previous file there is unchanged. Free space, '
+                'lower max_keep_ckpts, or use a --work-dir on another disk',
+                filepath) from err
         raise
     dir_fd = os.open(folder, os.O_RDONLY)
     try:

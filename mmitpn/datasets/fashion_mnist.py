@@ -13,6 +13,7 @@ import numpy as np
 from mmpretrain.datasets import BaseDataset
 
 from mmitpn.registry import DATASETS
+from . import DataError
 
 # IDX magic numbers: 0x0000080D, uint8 data (0x08) with D dimensions.
 _IMAGES_MAGIC = 0x0803
@@ -22,8 +23,15 @@ _LABELS_MAGIC = 0x0801
 def _read_idx(path: str, expected_magic: int) -> np.ndarray:
     """Read a gzipped uint8 IDX file; the header is the big-endian int32
     magic number followed by one int32 size per dimension."""
-    with gzip.open(path, 'rb') as f:
-        data = f.read()
+    fix = ('Reinstall or download the file again (Debian: apt-get install '
+           '--reinstall dataset-fashion-mnist)')
+    try:
+        with gzip.open(path, 'rb') as f:
+            data = f.read()
+    except (OSError, EOFError) as err:  # not gzip, or cut short
+        raise DataError(f'cannot read {path}: it is not a complete gzip '
+                         f'file ({type(err).__name__}: {err}). {fix}.') \
+            from err
     ndim = expected_magic & 0xFF
     header = 4 * (1 + ndim)
     # A truncated download or a swapped images/labels file would otherwise
@@ -32,10 +40,11 @@ def _read_idx(path: str, expected_magic: int) -> np.ndarray:
         map(int, np.frombuffer(data[:header], '>i4'))
         if len(data) >= header else (None, ))
     if magic != expected_magic or len(data) - header != np.prod(shape):
-        raise ValueError(
+        raise DataError(
             f'{path} is not a valid IDX file of {ndim} dimension(s) with '
             f'magic number {expected_magic:#x} ({len(data)} bytes, header '
-            f'{data[:header].hex()})')
+            f'{data[:header].hex()}): truncated, or an images file swapped '
+            f'with a labels file. {fix}.')
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 

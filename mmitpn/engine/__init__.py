@@ -1,8 +1,9 @@
 from .hooks import (EMATeacherHook, IterationSeedHook, NonFiniteLossError,
                     NonFiniteLossHook)
 from .optimizers import iTPNLayerDecayOptimWrapperConstructor
+from .runner import CheckedRunner
 
 __all__ = [
-    'EMATeacherHook', 'IterationSeedHook', 'NonFiniteLossError',
+    'CheckedRunner', 'EMATeacherHook', 'IterationSeedHook', 'NonFiniteLossError',
     'NonFiniteLossHook', 'iTPNLayerDecayOptimWrapperConstructor'
 ]

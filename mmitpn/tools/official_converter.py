@@ -41,8 +41,11 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
-from mmitpn.models.utils.checkpoint_loading import (STATE_DICT_KEYS,
-                                                    unwrap_state_dict)
+from mmitpn.models.utils.checkpoint_files import (STATE_DICT_KEYS,
+                                                 code_payload,
+                                                 explain_unreadable,
+                                                 refused_global,
+                                                 unwrap_state_dict)
 from mmitpn.models.utils.pos_embed import (build_2d_sincos_pos_embed,
                                            relative_position_index)
 from mmitpn.version import __version__
@@ -471,39 +474,20 @@ def convert_official_state_dict(
     return converted, ConversionReport(layout, entries, drop, task_model)
 
 
-# Modules whose functions a pickle can call to run code or reach the system;
-# weights never need them, so a file that asks for one carries a payload.
-CODE_MODULES = ('builtins', 'os', 'posix', 'nt', 'subprocess', 'sys',
-                'shutil', 'socket', 'importlib', 'runpy', 'pty', 'code',
-                'ctypes', 'webbrowser', 'pickle', 'marshal', 'types')
-_REFUSED_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
-
-
 def _refusal(path: str, err: Exception) -> ConversionError:
     """Why weights-only loading refused ``path``, and what (not) to do."""
-    if osp.getsize(path) == 0:
-        return ConversionError(f'{path} is empty (0 bytes): download or copy '
-                               'the official checkpoint again')
-    match = _REFUSED_GLOBAL.search(str(err))
-    if match is None:
-        # torch's own text for these advises weights_only=False: not here.
-        detail = type(err).__name__ if isinstance(
-            err, pickle.UnpicklingError) else f'{type(err).__name__}: {err}'
+    payload = code_payload(err)
+    if payload is not None:
         return ConversionError(
-            f'{path} is not a readable PyTorch checkpoint (truncated, '
-            f'corrupted or another format; {detail}); download or copy it '
-            'again')
-    name = match.group(1)
-    if name.split('.')[0] in CODE_MODULES:
-        return ConversionError(
-            f'{path} is not a checkpoint to convert: unpickling it would '
-            f'call {name}, i.e. run code, which weights-only loading refused. '
-            'Delete the file; never load it with --allow-pickle, which would '
-            'run that code.')
+            f'{explain_unreadable(path, err)} Never convert it with '
+            '--allow-pickle either.')
+    name = refused_global(err)
+    if name is None or osp.getsize(path) == 0:
+        return ConversionError(explain_unreadable(path, err))
     return ConversionError(
-        f'{path} holds a pickled {name} object, which weights-only loading '
-        'refuses; if you trust the file, --allow-pickle (allow_pickle=True) '
-        'unpickles it fully.')
+        f'{path} holds a pickled {name} object, which weights-only '
+        'loading refuses; if you trust the file, --allow-pickle '
+        '(allow_pickle=True) unpickles it fully.')
 
 
 def load_official_state_dict(path: str,

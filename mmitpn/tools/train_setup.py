@@ -1,5 +1,6 @@
 """Process set-up, config adjustments and error reporting shared by
 tools/train.py and tools/test.py."""
+import datetime
 import fcntl
 import os
 import os.path as osp
@@ -20,6 +21,10 @@ import mmitpn
 from mmitpn.accel import accelerate, fast_paths_enabled
 from mmitpn.accel.cpu_allocator import keep_freed_memory
 from mmitpn.compat import apply_compat_patches
+from mmitpn.datasets import DataError
+from mmitpn.engine.hooks.rank_heartbeat_hook import describe_stopped_ranks
+from mmitpn.engine.runner import CheckedRunner
+from mmitpn.models.utils.checkpoint_files import CheckpointError
 from mmitpn.registry import SCOPE, ScopedRegistry
 
 
@@ -77,9 +82,11 @@ def lock_work_dir(work_dir: str) -> None:
 
 
 def build_runner(cfg) -> Runner:
-    """The config's runner (``runner_type`` or mmengine's ``Runner``), its
-    model switched to the fast paths as the ``accel`` switch says."""
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+    """The config's runner (``runner_type``, else mmitpn's
+    :class:`~mmitpn.engine.CheckedRunner`: mmengine's ``Runner`` with checked
+    ``load_from``/``resume``), its model switched to the fast paths as the
+    ``accel`` switch says."""
+    runner = CheckedRunner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     # The fixes of packages that the model's codebase has imported by now
     # (mmcv.ops for mmdet and mmseg).
@@ -124,13 +131,20 @@ def enable_amp(cfg):
         wrapper.type = 'mmitpn.BF16AutocastOptimWrapper'
 
 
+# A rank that waits this long in a collective on CPU (gloo) gives up, and the
+# job ends (env_cfg.dist_cfg.timeout overrides; GPUs keep NCCL's watchdog).
+CPU_DIST_TIMEOUT_S = 300
+
+
 def setup_cpu_distributed(cfg):
     """Run a distributed launch on a machine without GPUs (gloo backend).
 
     mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` and its
     DDP wrapper pins ``device_ids`` to the local rank; both fail without a
     GPU. We join the process group ourselves (the Runner then skips
-    ``init_dist``) and wrap the model with ``device_ids=None``.
+    ``init_dist``) and wrap the model with ``device_ids=None``. A
+    collective that waits longer than ``env_cfg.dist_cfg.timeout`` seconds
+    (default :data:`CPU_DIST_TIMEOUT_S`) fails instead of hanging.
     """
     if cfg.launcher == 'none' or torch.cuda.is_available():
         return
@@ -140,10 +154,13 @@ def setup_cpu_distributed(cfg):
             'use tools/dist_train.sh (--launcher pytorch, gloo backend).')
     import torch.distributed as dist
     env_cfg = cfg.get('env_cfg') or {}
-    cfg.env_cfg = dict(
-        env_cfg, dist_cfg=dict(env_cfg.get('dist_cfg') or {}, backend='gloo'))
+    dist_cfg = dict(env_cfg.get('dist_cfg') or {}, backend='gloo')
+    dist_cfg.setdefault('timeout', CPU_DIST_TIMEOUT_S)
+    cfg.env_cfg = dict(env_cfg, dist_cfg=dist_cfg)
     if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
+        dist.init_process_group(
+            backend='gloo',
+            timeout=datetime.timedelta(seconds=dist_cfg['timeout']))
     wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
@@ -252,6 +269,50 @@ def registry_errors_explained(cfg):
         if message is None:
             raise
         raise ConfigScopeError(message) from error
+
+
+@contextmanager
+def input_errors_reported():
+    """End the process with the message alone (exit code 1) for a bad input
+    whose error names the problem and the fix: a checkpoint that is
+    unreadable or does not fit the model, a damaged data file."""
+    try:
+        yield
+    except (CheckpointError, DataError) as err:
+        raise SystemExit(f'{type(err).__name__}: {err}') from err
+
+
+def watch_distributed_ranks(cfg) -> None:
+    """In a distributed run, have every rank record its progress
+    (:class:`~mmitpn.engine.hooks.RankHeartbeatHook`) so that a timeout can
+    name the rank that stopped (see :func:`stopped_ranks_reported`)."""
+    if cfg.launcher != 'none':
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type='mmitpn.RankHeartbeatHook')]
+
+
+@contextmanager
+def stopped_ranks_reported(cfg):
+    """End a rank whose collective timed out with a message naming the rank
+    that stopped (exit code 1), instead of a gloo traceback."""
+    try:
+        yield
+    except RuntimeError as err:
+        import torch.distributed as dist
+        if not (dist.is_available() and dist.is_initialized()
+                and 'timed out' in str(err).lower()):
+            raise
+        timeout = ((cfg.get('env_cfg') or {}).get('dist_cfg')
+                   or {}).get('timeout')
+        stopped = describe_stopped_ranks() or 'no rank reported progress'
+        raise SystemExit(
+            f'rank {dist.get_rank()}: a collective operation waited longer '
+            f'than the process-group timeout ({timeout} s, '
+            f'env_cfg.dist_cfg.timeout) and gave up: {stopped}. That process '
+            'stopped responding (suspended, swapping, stuck in data loading '
+            'or its host gone); the job ends. If a rank legitimately works '
+            'alone longer than that, raise the timeout, e.g. --cfg-options '
+            'env_cfg.dist_cfg.timeout=1800.') from err
 
 
 def resolve_auto_resume(work_dir: str) -> Optional[str]:

@@ -4,8 +4,6 @@ curves from mmengine's scalar logs.
 Used by ``tools/visualization/vis_reconstruction.py`` and
 ``tools/run_demo.py``.
 """
-import glob
-import json
 import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -17,11 +15,14 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
 from mmengine.registry import MODELS, init_default_scope
-from mmengine.runner import load_checkpoint
 from mmengine.utils import mkdir_or_exist
 
 from mmitpn.compat import apply_compat_patches
 from mmitpn.datasets.fashion_mnist import FashionMNIST
+from mmitpn.models.utils.checkpoint_loading import load_checkpoint_checked
+# Read here by the demo tools, which draw the loss curves below.
+from mmitpn.tools.log_analysis import (  # noqa: F401
+    find_scalar_logs, load_loss_history)
 
 COLUMN_TITLES = ('original', 'masked', 'patch mean only', 'reconstruction',
                  'recon. + visible')
@@ -101,7 +102,8 @@ def load_pretrain_model(config: str,
     cfg.model.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        # Exactly, so a checkpoint of another model is refused, not drawn.
+        load_checkpoint_checked(model, checkpoint, 'test')
     return model.to(device).eval()
 
 
@@ -232,40 +234,6 @@ def save_rgb(image: np.ndarray, out_file: str) -> str:
     """Write an RGB uint8 image (PNG by extension), creating folders."""
     mmcv.imwrite(image[..., ::-1], out_file)
     return out_file
-
-
-def find_scalar_logs(work_dir: str) -> List[str]:
-    """The ``scalars.json`` of every run in a work dir, oldest first.
-
-    mmengine writes each run (a resumed run too) into its own
-    ``<timestamp>/vis_data/`` folder; timestamps sort chronologically.
-    """
-    return sorted(
-        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-
-
-def load_loss_history(
-        log_files: Sequence[str]) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """Loss terms of mmengine scalar logs as ``{name: (steps, values)}``.
-
-    A term is every logged key containing ``loss`` (mmengine's total
-    ``loss`` and each term the model returns). Logs are read in order; a
-    step logged again by a later (resumed) run replaces the earlier value.
-    """
-    history: Dict[str, Dict[int, float]] = {}
-    for log_file in log_files:
-        with open(log_file) as f:
-            for line in f:
-                record = json.loads(line)
-                for key, value in record.items():
-                    if 'loss' in key and 'step' in record:
-                        history.setdefault(key, {})[int(
-                            record['step'])] = float(value)
-    return {
-        key: (np.array(sorted(values)),
-              np.array([values[s] for s in sorted(values)]))
-        for key, values in history.items()
-    }
 
 
 def loss_names(history: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> List[str]:

@@ -123,3 +123,22 @@ def test_atomic_write_failure_leaves_old_file(tmp_path, monkeypatch):
         checkpoints.atomic_write(b'new content', path)
     assert path.read_bytes() == b'old content'
     assert os.listdir(tmp_path) == ['file.bin']
+
+
+def test_disk_full_names_the_file_and_the_space(tmp_path, monkeypatch):
+    import errno
+    from mmitpn.compat.checkpoints import atomic_write
+    target = tmp_path / 'iter_6.pth'
+    target.write_bytes(b'old')
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(os, 'fsync', full)
+    with pytest.raises(OSError) as err:
+        atomic_write(b'x' * 1000, str(target))
+    message = str(err.value)
+    assert str(target) in message
+    assert 'needs 1000 bytes' in message and 'are free' in message
+    assert target.read_bytes() == b'old'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_6.pth']

@@ -88,7 +88,7 @@ def test_opt_out_and_version_guard():
         apply_compat_patches()
         print('final', patched())
     ''', MMITPN_NO_COMPAT='1')
-    assert out.count('skipped (MMITPN_NO_COMPAT)') == 4
+    assert out.count('skipped (MMITPN_NO_COMPAT)') == 5
     assert 'final [False, False]' in out
     out = run('''
         import mmengine

@@ -125,11 +125,13 @@ def test_ade20k_configs_follow_the_official_recipe(name, monkeypatch):
         fused=True)
     assert optim.paramwise_cfg == dict(
         layer_decay_rate=decay, decay_rescale_depth=12)
+    # 1500 warmup iterations, then poly to 0 at the end of the 160k run.
     warmup, poly = cfg.param_scheduler
-    assert (warmup.type, warmup.end, warmup.start_factor) == ('LinearLR',
-                                                              1500, 1e-6)
-    assert (poly.type, poly.power, poly.eta_min, poly.end) == ('PolyLR', 1.0,
-                                                               0.0, 160000)
+    assert (warmup.type, warmup.warmup, warmup.start_factor) == (
+        'mmitpn.LinearWarmupLR', 1500, 1e-6)
+    assert (poly.type, poly.warmup, poly.power, poly.eta_min) == (
+        'mmitpn.PolyAfterWarmupLR', 1500, 1.0, 0.0)
+    assert 'end' not in poly
     assert cfg.train_cfg.max_iters == 160000
     assert cfg.train_dataloader.batch_size * 8 == 16
     assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
@@ -325,12 +327,12 @@ def test_backbone_and_neck_load_from_pretraining_checkpoint(tmp_path, kind):
 
 
 def test_checkpoint_of_another_width_is_refused(tmp_path):
-    from mmitpn.models.utils.checkpoint_loading import PretrainedLoadError
+    from mmitpn.models.utils import CheckpointError
     path = str(tmp_path / 'pretrain.pth')
     save_checkpoint({'state_dict': _pixel_pretraining_state()}, path)
     cfg = tiny_cfg(embed_dims=128, checkpoint=path)
     model = build_segmentor(cfg.model)
-    with pytest.raises(PretrainedLoadError, match='other shapes'):
+    with pytest.raises(CheckpointError, match='other shapes'):
         model.init_weights()
 
 

@@ -96,3 +96,24 @@ def test_real_files():
     train = FashionMNIST(split='train', with_label=False, indices=100)
     assert len(train) == 100
     assert train[0]['img'].shape == (28, 28, 3)
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'not gzip', 'wrong size'])
+def test_damaged_files_name_the_file_and_the_fix(tmp_path, damage):
+    rng = np.random.default_rng(0)
+    write_idx(str(tmp_path), 'train', rng.integers(0, 256, (4, 28, 28)),
+              rng.integers(0, 10, 4))
+    path = tmp_path / 'train-images-idx3-ubyte.gz'
+    data = path.read_bytes()
+    if damage == 'truncated':
+        path.write_bytes(data[:len(data) // 2])
+    elif damage == 'not gzip':
+        path.write_bytes(b'<html>404</html>')
+    else:
+        with gzip.open(path, 'wb') as f:
+            f.write(gzip.decompress(data)[:-28])
+    with pytest.raises(ValueError) as err:
+        read_idx_images(str(path))
+    message = str(err.value)
+    assert str(path) in message
+    assert 'dataset-fashion-mnist' in message

@@ -57,3 +57,27 @@ def test_folder_without_images(tmp_path):
     assert f"no images in '{tmp_path}" in message
     assert '.jpg' in message and '.png' in message
     assert '--cfg-options train_dataloader.dataset.data_root=' in message
+
+
+def test_unreadable_image_stops_naming_it_or_is_skipped(tmp_path):
+    for name in ('a.png', 'b.png'):
+        Image.fromarray(np.full((40, 40, 3), 7, np.uint8)).save(
+            tmp_path / name)
+    broken = tmp_path / 'c.png'
+    broken.write_bytes(b'\x89PNG\r\n\x1a\n' + b'\x00' * 20)  # cut short
+    dataset = _build(tmp_path)
+    index = next(i for i in range(len(dataset))
+                 if dataset.get_data_info(i)['img_path'] == str(broken))
+    with pytest.raises(ValueError) as err:
+        dataset[index]
+    message = str(err.value)
+    assert f'cannot read or decode the image {broken}' in message
+    assert 'train_dataloader.dataset.skip_unreadable=True' in message
+
+    cfg = _dataset_cfg(tmp_path)
+    cfg.skip_unreadable = True
+    dataset = DATASETS.build(cfg)
+    # mmengine replaces the skipped sample by another, readable one.
+    sample = dataset[index]
+    assert sample['inputs'].shape == (3, 224, 224)
+    assert dataset.unreadable == [str(broken)]

@@ -2,12 +2,15 @@
 with the whole batch, and keeps the EMA teacher identical on both ranks."""
 import os
 import os.path as osp
+import re
 import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from fashion_mnist_utils import write_idx
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'pretrain',
@@ -115,3 +118,75 @@ def test_two_processes_match_one(tmp_path):
     # The teacher moved away from its initial copy of the student.
     assert not torch.equal(ranks[0]['teacher']['module.pos_embed'],
                            ranks[0]['backbone']['pos_embed'])
+
+
+def _rank_pid(rank):
+    """The pid of this user's training process of global ``rank``."""
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/cmdline', 'rb') as f:
+                cmdline = f.read()
+            with open(f'/proc/{entry}/environ', 'rb') as f:
+                environ = f.read().split(b'\0')
+        except OSError:
+            continue
+        if b'tools/train.py' in cmdline and f'RANK={rank}'.encode() in \
+                environ:
+            return int(entry)
+    raise AssertionError(f'no process of rank {rank}')
+
+
+@pytest.mark.slow
+def test_a_stopped_rank_ends_the_run_within_the_timeout(tmp_path):
+    """``kill -STOP`` of rank 1: rank 0 gives up after the process-group
+    timeout, names rank 1, and the whole job ends."""
+    import signal
+    import time
+    root = tmp_path / 'data'
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    write_idx(str(root), 'train', rng.integers(0, 256, (64, 28, 28)),
+              rng.integers(0, 10, 64))
+    timeout = 15
+    env = dict(os.environ, PYTHONPATH=REPO, PORT=str(_free_port()),
+               OMP_NUM_THREADS='1')
+    job = subprocess.Popen(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), DEMO_CONFIG, '2',
+         '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+         f'train_dataloader.dataset.data_root={root}',
+         'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+         'train_dataloader.persistent_workers=False',
+         f'env_cfg.dist_cfg.timeout={timeout}',
+         'default_hooks.logger.interval=1'],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    output = []
+    stopped = None
+    try:
+        for line in job.stdout:
+            output.append(line)
+            if re.search(r'Iter\(train\) \[\s*2/', line):
+                pid = _rank_pid(1)
+                os.kill(pid, signal.SIGSTOP)
+                stopped = time.time()
+                break
+        assert stopped is not None, ''.join(output)[-4000:]
+        rest, _ = job.communicate(timeout=timeout + 120)
+        ended = time.time() - stopped
+    finally:
+        if job.poll() is None:
+            job.kill()
+        if stopped is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # torchrun ended it, as it should
+                pass
+    output = ''.join(output) + rest
+    assert job.returncode != 0
+    # The timeout, then torchrun's grace period for the stopped process.
+    assert ended < timeout + 90, ended
+    assert 'rank 0: a collective operation waited longer than the ' \
+        f'process-group timeout ({timeout} s' in output, output[-4000:]
+    assert 'rank 1 last finished iteration' in output

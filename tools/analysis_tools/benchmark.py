@@ -25,8 +25,27 @@ the median of the per-round ratios; the spread over rounds is printed too.
 Every worker keeps freed heap memory for reuse as ``tools/train.py`` and
 ``tools/test.py`` do (``mmitpn.accel.cpu_allocator``); ``--default-malloc``
 leaves glibc's defaults in all of them instead.
+
+Proxies of GPU speed that a CPU measures (a GPU step of a small model is
+bound by how many operators the host launches, not by arithmetic):
+
+- ``--op-counts``: the operator calls of one step (torch profiler). *Eager*
+  calls are the ATen operators dispatched outside compiled graphs, each a
+  trip through the dispatcher and, on a GPU, a kernel launch. The operators
+  inside compiled graphs (ATen calls such as ``mm`` and the generated
+  kernels) are counted apart.
+- ``--graph-breaks``: ``torch._dynamo.explain`` of the measured forward and
+  loss (``--mode train``) or inference forward (graphs, graph breaks and
+  their reasons) and whether ``torch.compile(fullgraph=True)`` captures it,
+  as ``--compile fullgraph`` does for the timed steps:
+
+    python tools/analysis_tools/benchmark.py \\
+        configs/pretrain/itpn-demo_fashion-mnist.py --mode train \\
+        --shape 28 --op-counts --graph-breaks --compile fullgraph
 """
 import argparse
+import collections
+import functools
 import json
 import os
 import os.path as osp
@@ -38,14 +57,19 @@ import tempfile
 import time
 
 import torch
+import torch.nn.functional as F
 
+REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 # This clone's mmitpn first, whatever the environment has installed.
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+sys.path.insert(0, REPO_ROOT)
 from mmitpn.accel import accel_mode, accelerate
 from mmitpn.accel.cpu_allocator import keep_freed_memory
 from mmitpn.compat import apply_compat_patches
 
 MIB = 1024 * 1024
+# Profiler ranges that hold the operators of a compiled graph: dynamo's
+# region (forward) and AOTAutograd's backward node.
+COMPILED_REGIONS = ('Torch-Compiled Region', 'CompiledFunctionBackward')
 
 
 def parse_args(argv=None):
@@ -76,10 +100,23 @@ def parse_args(argv=None):
                         help='KEY=VALUE overrides for compared configs')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='KEY=VALUE overrides for CONFIG (python literals)')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile every measured model (timm: the '
-                        'whole model; configs: each top-level submodule, so '
-                        'that loss paths are compiled too)')
+    parser.add_argument('--compile', nargs='?', const='modules',
+                        choices=['modules', 'fullgraph'],
+                        help='torch.compile every measured model. modules '
+                        '(the default): timm models whole, configs each '
+                        'top-level submodule, so that loss paths are '
+                        'compiled too; fullgraph: the forward and loss of a '
+                        'training step (the inference forward with --mode '
+                        'infer) as one graph, fullgraph=True, so that a '
+                        'graph break stops the run and names itself')
+    parser.add_argument('--op-counts', action='store_true',
+                        help='count the operator calls of one step of each '
+                        'model (eager ATen calls, and those inside compiled '
+                        'graphs)')
+    parser.add_argument('--graph-breaks', action='store_true',
+                        help='report the torch.compile graph breaks of each '
+                        "model's forward and loss (train) or forward "
+                        '(infer), and whether fullgraph=True captures it')
     parser.add_argument('--accel', choices=['auto', 'on', 'off'],
                         default='auto',
                         help="mmitpn's fast paths (mmitpn.accel) in mmitpn "
@@ -164,6 +201,82 @@ def _training_inputs(model, scope, batch, num_classes=1000):
                      f'(classifiers, pre-training), not {scope}')
 
 
+def _is_generated_kernel(name):
+    # inductor's C++ kernels appear in the profile when
+    # torch._inductor.config.cpp.enable_kernel_profile was set at compile
+    # time; Triton kernels carry this prefix.
+    return 'cpp_fused_' in name or name.startswith('triton_')
+
+
+def count_ops(fn):
+    """Operator calls of ``fn()``, by name: ``{'eager': Counter, 'compiled':
+    Counter}``.
+
+    An ATen operator counts once, at its outermost call (``aten::linear``,
+    not also the ``aten::addmm`` it runs). Calls inside a compiled graph,
+    and the graph's generated kernels, are counted as ``compiled``; all
+    others (Python code, autograd nodes of eager operators, gradient
+    accumulation, optimizers) as ``eager``.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    counts = dict(eager=collections.Counter(), compiled=collections.Counter())
+    for event in prof.events():
+        parent = event.cpu_parent
+        if event.name.startswith('aten::'):
+            if parent is not None and parent.name.startswith('aten::'):
+                continue
+        elif not _is_generated_kernel(event.name):
+            continue
+        where = 'eager'
+        while parent is not None:
+            if parent.name.startswith(COMPILED_REGIONS):
+                where = 'compiled'
+                break
+            parent = parent.cpu_parent
+        counts[where][event.name] += 1
+    return counts
+
+
+def explain_graph_breaks(fn, *args):
+    """Graph breaks of ``torch.compile(fn)(*args)``, and whether
+    ``fullgraph=True`` captures it.
+
+    ``torch._dynamo.explain`` lists the breaks that end a graph; a break
+    before the first operator (e.g. a call of a ``torch.compiler.disable``d
+    function) ends none, so the verdict comes from a capture with
+    ``fullgraph=True`` (run by eager kernels: the backend does not matter).
+
+    Returns:
+        dict: ``graphs``, ``breaks``, ``reasons`` (one line each, with the
+        user code line that broke the graph) and ``fullgraph``: None when it
+        captures, else the first line of its error.
+    """
+    import torch._dynamo
+    explained = torch._dynamo.explain(fn)(*args)
+    reasons = []
+    for brk in explained.break_reasons:
+        reason = brk.reason.strip().splitlines()[0]
+        if brk.user_stack:
+            frame = brk.user_stack[-1]
+            path = frame.filename
+            if path.startswith(REPO_ROOT + os.sep):
+                path = osp.relpath(path, REPO_ROOT)
+            reason += f' (at {path}:{frame.lineno})'
+        reasons.append(reason)
+    try:
+        torch.compile(fn, fullgraph=True, backend='eager')(*args)
+        fullgraph = None
+    except torch._dynamo.exc.Unsupported as error:
+        fullgraph = str(error).strip().splitlines()[0]
+    finally:
+        torch._dynamo.reset()
+    return dict(graphs=explained.graph_count,
+                breaks=explained.graph_break_count, reasons=reasons,
+                fullgraph=fullgraph)
+
+
 class _Runner:
     """One model's forward (and training step) on a fixed input."""
 
@@ -190,7 +303,7 @@ class _Runner:
                              'or config:PATH')
         self.model.to(self.device)
         accelerate(self.model, args.accel)
-        if args.compile:
+        if args.compile == 'modules':
             modules = ([self.model] if self.scope == 'timm' else
                        list(self.model.children()))
             for module in modules:
@@ -211,12 +324,33 @@ class _Runner:
                                                       self.scope)
             self.optimizer_name = _describe_optimizer(self.optim_wrapper)
             if self.scope == 'timm':
-                self.labels = torch.arange(args.batch_size).to(self.device)
+                self.targets = torch.arange(args.batch_size).to(self.device)
             else:
-                self.data_samples = _training_inputs(
-                    self.model, self.scope, args.batch_size)
+                self.targets = _training_inputs(self.model, self.scope,
+                                                args.batch_size)
         else:
             self.model.eval()
+        self.plain_measured = self._measured_function()
+        self.measured = self.plain_measured
+        if args.compile == 'fullgraph':
+            self.measured = torch.compile(self.measured, fullgraph=True)
+
+    def _measured_function(self):
+        """What ``--compile fullgraph`` compiles and ``--graph-breaks``
+        explains: forward and loss of a training step (the loss tensor, or
+        the model's dict of loss terms), or the inference forward. It takes
+        :meth:`measured_args`."""
+        if self.scope == 'timm':
+            if self.train:
+                return lambda inputs, targets: F.cross_entropy(
+                    self.model(inputs), targets)
+            return self.model
+        if self.train:
+            return self.model.loss
+        return functools.partial(self.model, mode='tensor')
+
+    def measured_args(self):
+        return (self.inputs, self.targets) if self.train else (self.inputs, )
 
     def _autocast(self):
         dtype = torch.bfloat16 if self.device.type == 'cpu' else torch.float16
@@ -225,18 +359,13 @@ class _Runner:
 
     def forward(self):
         with self._autocast():
-            if self.scope == 'timm':
-                return self.model(self.inputs)
-            return self.model(self.inputs, mode='tensor')
+            return self.measured(self.inputs)
 
     def train_step(self):
         with self._autocast():
-            if self.scope == 'timm':
-                loss = torch.nn.functional.cross_entropy(
-                    self.model(self.inputs), self.labels)
-            else:
-                losses = self.model.loss(self.inputs, self.data_samples)
-                loss, _ = self.model.parse_losses(losses)
+            loss = self.measured(*self.measured_args())
+        if isinstance(loss, dict):
+            loss, _ = self.model.parse_losses(loss)
         self.optim_wrapper.update_params(loss)
         if self.ema_teacher:
             self.model.update_teacher()
@@ -272,6 +401,11 @@ class _Worker:
             keep_freed_memory()
         torch.set_num_threads(args.threads)
         torch.manual_seed(0)
+        if args.op_counts and args.compile:
+            # Profile ranges around inductor's C++ kernels, so that the
+            # kernels of compiled graphs are counted too.
+            from torch._inductor import config as inductor_config
+            inductor_config.cpp.enable_kernel_profile = True
         self.args = args
         self.runner = _Runner(spec, args, amp)
         # Memory is what the steps add to the built model and its input
@@ -314,6 +448,18 @@ class _Worker:
             low, ref = _first_tensor(low).float(), _first_tensor(ref).float()
             result['max_abs_diff_vs_fp32'] = (low - ref).abs().max().item()
             result['ref_max_abs'] = ref.abs().max().item()
+            runner.amp = True
+        if self.args.op_counts:
+            counts = count_ops(runner.step)
+            result['op_counts'] = {
+                where: dict(total=sum(c.values()), top=c.most_common(5))
+                for where, c in counts.items()
+            }
+        if self.args.graph_breaks:
+            # Last: explain resets torch.compile's caches.
+            with runner._autocast():
+                result['graph_breaks'] = explain_graph_breaks(
+                    runner.plain_measured, *runner.measured_args())
         return result
 
     def serve(self, replies, commands=sys.stdin):
@@ -345,7 +491,9 @@ class _WorkerProcess:
                      'warmup', 'accel'):
             cmd += [f'--{flag.replace("_", "-")}', str(getattr(args, flag))]
         cmd += ['--shape'] + [str(s) for s in args.shape]
-        for flag in ('compile', 'default_malloc'):
+        if args.compile:
+            cmd += ['--compile', args.compile]
+        for flag in ('default_malloc', 'op_counts', 'graph_breaks'):
             if getattr(args, flag):
                 cmd.append(f'--{flag.replace("_", "-")}')
         for flag in ('cfg_options', 'compare_cfg_options'):
@@ -403,6 +551,32 @@ def measure_all(jobs, args):
                 worker.proc.kill()
 
 
+def _print_op_counts(counts, base_counts, mode):
+    eager, compiled = counts['eager'], counts['compiled']
+    base_eager = base_counts['eager']['total']
+    ratio = (f' ({eager["total"] / base_eager:.2f}x the first row\'s)'
+             if base_eager else '')
+    unit = 'training step' if mode == 'train' else 'inference'
+    print(f'    operator calls per {unit}: {eager["total"]} eager{ratio}, '
+          f'{compiled["total"]} inside compiled graphs')
+    for where, c in (('eager', eager), ('compiled', compiled)):
+        if c['top']:
+            # Generated kernels are named after all the operators they fuse.
+            print(f'      most frequent {where}: ' + ', '.join(
+                f'{name if len(name) <= 48 else name[:45] + "..."} x{n}'
+                for name, n in c['top']))
+
+
+def _print_graph_breaks(report, mode):
+    what = 'forward+loss' if mode == 'train' else 'forward'
+    print(f'    graph breaks of the {what}: {report["breaks"]} in '
+          f'{report["graphs"]} graph(s); fullgraph=True ' +
+          ('captures it' if report['fullgraph'] is None else
+           f'fails: {report["fullgraph"]}'))
+    for reason in report['reasons']:
+        print(f'      {reason}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
@@ -425,7 +599,8 @@ def main(argv=None):
     height, width = (args.shape * 2)[:2]
     print(f'\n{args.mode}: batch {args.batch_size}, {height}x{width}, '
           f'{args.threads} threads, {args.device}, {args.rounds} rounds of '
-          f'{args.iters} iters' + (', torch.compile' if args.compile else '')
+          f'{args.iters} iters' +
+          (f', torch.compile ({args.compile})' if args.compile else '')
           + (', glibc malloc defaults' if args.default_malloc else '')
           + f', mmitpn accel {args.accel}')
     base = results[0]
@@ -446,6 +621,10 @@ def main(argv=None):
             print(f'    output max |amp - fp32| = '
                   f'{res["max_abs_diff_vs_fp32"]:.4g} (fp32 max |out| = '
                   f'{res["ref_max_abs"]:.4g})')
+        if 'op_counts' in res:
+            _print_op_counts(res['op_counts'], base['op_counts'], args.mode)
+        if 'graph_breaks' in res:
+            _print_graph_breaks(res['graph_breaks'], args.mode)
     print(f'ratios are relative to: {base["spec"]} '
           f'({"amp" if base["amp"] else "fp32"}); img/s and ratios are '
           f'medians over rounds, (range) the ratio\'s spread')

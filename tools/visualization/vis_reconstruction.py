@@ -23,6 +23,7 @@ from mmengine.config import Config
 
 # This clone's mmitpn first, whatever the environment has installed.
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+from mmitpn.tools.train_setup import input_errors_reported  # noqa: E402
 from mmitpn.tools.visualization import (load_pretrain_model,
                                         reconstruction_inputs,
                                         visualize_reconstruction)
@@ -55,7 +56,8 @@ def main():
     args = parse_args()
     data_root = Config.fromfile(
         args.config).train_dataloader.dataset.get('data_root')
-    model = load_pretrain_model(args.config, args.checkpoint, args.device)
+    with input_errors_reported():
+        model = load_pretrain_model(args.config, args.checkpoint, args.device)
     inputs = reconstruction_inputs(model, args.images, args.fashion_mnist_test,
                                    data_root)
     out_file = osp.join(args.out, 'reconstruction.png')

@@ -1,9 +1,10 @@
-# The iTPN-B backbone and pyramid of the detectors, shared by the Mask R-CNN
-# and Cascade Mask R-CNN bases; `_delete_` drops mmdet's ResNet-50 and FPN
-# keys there. Detectors use the pyramid exactly as pre-trained (same module
-# and parameter names, `neck.*` in checkpoints) plus two parameter-free
-# levels for the RPN: stride 32 and 64, 2x2 average pooling of the level
-# below (official det; mmdet's FPN max-pools).
+# The iTPN-B backbone and pyramid of the detectors, shared by the Faster
+# R-CNN, Mask R-CNN, Cascade Mask R-CNN and RetinaNet bases; `_delete_` drops
+# mmdet's ResNet-50 and FPN keys there. Detectors use the pyramid exactly as
+# pre-trained (same module and parameter names, `neck.*` in checkpoints)
+# plus two parameter-free levels for the RPN: stride 32 and 64, 2x2 average
+# pooling of the level below (official det; mmdet's FPN max-pools). The
+# heads take the levels' strides from pyramid_strides(patch_size, num_outs).
 itpn_backbone = dict(
     _delete_=True,
     type='mmitpn.iTPNHiViT',
@@ -31,3 +32,13 @@ itpn_pyramid = dict(
     fpn_depth=2,
     num_outs=5,
     extra_pool='avg')
+
+# The official det box head for mmdet's Shared2FCBBoxHead configs: 4 shared
+# convs + 1 fc with SyncBN, regressing decoded boxes with a GIoU loss
+# (weight 10).
+itpn_bbox_head = dict(
+    type='Shared4Conv1FCBBoxHead',
+    conv_out_channels=256,
+    norm_cfg=dict(type='SyncBN', requires_grad=True),
+    reg_decoded_bbox=True,
+    loss_bbox=dict(type='GIoULoss', loss_weight=10.0))

@@ -1,18 +1,20 @@
 # Mask R-CNN with iTPN-B and its pre-trained pyramid (official det recipe):
-# mmdet's Mask R-CNN whose box head has 4 shared convs + 1 fc with SyncBN and
-# regresses decoded boxes with a GIoU loss (weight 10).
+# mmdet's Mask R-CNN with the official box head (itpn-det_hivit-base-p16.py).
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     './itpn-det_hivit-base-p16.py',
 ]
+from mmitpn.models.utils.strides import pyramid_strides  # noqa: E402
 
+# The RPN's anchors on all pyramid levels, RoIs pooled from the first four
+# (strides 4-64 and 4-32 at patch size 16).
+strides = pyramid_strides(_base_.itpn_backbone.patch_size,
+                          _base_.itpn_pyramid.num_outs)
 model = dict(
     backbone={{_base_.itpn_backbone}},
     neck={{_base_.itpn_pyramid}},
+    rpn_head=dict(anchor_generator=dict(strides=strides)),
     roi_head=dict(
-        bbox_head=dict(
-            type='Shared4Conv1FCBBoxHead',
-            conv_out_channels=256,
-            norm_cfg=dict(type='SyncBN', requires_grad=True),
-            reg_decoded_bbox=True,
-            loss_bbox=dict(type='GIoULoss', loss_weight=10.0))))
+        bbox_roi_extractor=dict(featmap_strides=strides[:4]),
+        bbox_head={{_base_.itpn_bbox_head}},
+        mask_roi_extractor=dict(featmap_strides=strides[:4])))

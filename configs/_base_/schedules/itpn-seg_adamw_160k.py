@@ -5,9 +5,6 @@
 # like the official seg constructor; the pyramid and heads keep the full lr.
 _base_ = 'mmseg::_base_/schedules/schedule_160k.py'
 
-max_iters = 160000
-warmup_iters = 1500
-
 # CPU-friendly default; tools/train.py --amp switches to mixed precision.
 optim_wrapper = dict(
     _delete_=True,
@@ -18,21 +15,23 @@ optim_wrapper = dict(
     constructor='mmitpn.iTPNLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.9, decay_rescale_depth=12))
 
+# Both follow train_cfg.max_iters, so that it alone sets the length of a run
+# (the warmup is capped at a quarter of a short run; see
+# mmitpn/engine/schedulers/run_length.py).
+warmup_iters = 1500
 param_scheduler = [
     dict(
-        type='LinearLR',
+        type='mmitpn.LinearWarmupLR',
+        warmup=warmup_iters,
         start_factor=1e-6,
-        by_epoch=False,
-        begin=0,
-        end=warmup_iters),
+        by_epoch=False),
     dict(
-        type='PolyLR',
+        type='mmitpn.PolyAfterWarmupLR',
+        warmup=warmup_iters,
         power=1.0,
         eta_min=0.0,
-        by_epoch=False,
-        begin=warmup_iters,
-        end=max_iters),
+        by_epoch=False),
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=16000)
+train_cfg = dict(max_iters=160000, val_interval=16000)
 # The lr above is for 8 GPUs x 2 images.
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -15,23 +15,21 @@ optim_wrapper = dict(
     constructor='mmitpn.iTPNLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=1.0))
 
-# 10 warmup epochs, then cosine decay to 1e-5 (300 epochs; longer schedules
-# redefine both).
+# 10 warmup epochs, then cosine decay to 1e-5 at the end of the run (300
+# epochs; longer schedules set train_cfg.max_epochs, which is all it takes:
+# see mmitpn/engine/schedulers/run_length.py).
 param_scheduler = [
     dict(
-        type='LinearLR',
+        type='mmitpn.LinearWarmupLR',
+        warmup=10,
         start_factor=1e-4,
         by_epoch=True,
-        begin=0,
-        end=10,
         convert_to_iter_based=True),
     dict(
-        type='CosineAnnealingLR',
-        T_max=290,
+        type='mmitpn.CosineAnnealingAfterWarmupLR',
+        warmup=10,
         eta_min=1e-5,
         by_epoch=True,
-        begin=10,
-        end=300,
         convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=300)

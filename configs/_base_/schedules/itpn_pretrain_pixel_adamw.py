@@ -17,23 +17,21 @@ optim_wrapper = dict(
     constructor='mmitpn.iTPNLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=1.0))
 
-# 40 warmup epochs, then cosine decay to 0 (400 epochs; longer schedules
-# redefine both).
+# 40 warmup epochs, then cosine decay to 0 at the end of the run (400
+# epochs; longer schedules set train_cfg.max_epochs, which is all it takes:
+# see mmitpn/engine/schedulers/run_length.py).
 param_scheduler = [
     dict(
-        type='LinearLR',
+        type='mmitpn.LinearWarmupLR',
+        warmup=40,
         start_factor=1e-4,
         by_epoch=True,
-        begin=0,
-        end=40,
         convert_to_iter_based=True),
     dict(
-        type='CosineAnnealingLR',
-        T_max=360,
+        type='mmitpn.CosineAnnealingAfterWarmupLR',
+        warmup=40,
         eta_min=0.,
         by_epoch=True,
-        begin=40,
-        end=400,
         convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=400)

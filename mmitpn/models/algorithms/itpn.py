@@ -16,6 +16,52 @@ from ..utils import (block_masking, build_2d_sincos_pos_embed, gather_patches,
 BEIT_GRID_PATCHES = 196
 
 
+class EMATeacher(ExponentialMovingAverage):
+    """mmengine's EMA copy of a module, updated by one foreach call.
+
+    The state dict (``module.*``, ``steps``) and the formula are mmengine's:
+    the first update copies the source, later ones compute ``avg.lerp_(src,
+    momentum)`` (``momentum`` is the weight of the source). mmengine loops
+    over the tensors (a ``lerp_`` and two ``.data`` detaches each, about
+    1000 operator calls per update of iTPN-B); here all parameters go
+    through one ``torch._foreach_lerp_`` and the buffers through one
+    ``torch._foreach_copy_``, with the same values. Whether the copy has
+    been initialised is also kept on the host (``initialized``, refreshed
+    when a state dict is loaded), so neither an update nor a forward reads
+    ``steps`` back from the device: that was a synchronisation per step on
+    GPUs and a graph break under ``torch.compile``.
+    """
+
+    def __init__(self, model: nn.Module, momentum: float):
+        super().__init__(model, momentum=momentum)
+        self.initialized = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        steps = state_dict.get(prefix + 'steps')
+        if steps is not None:
+            self.initialized = bool(steps > 0)
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        # Paired by name, as mmengine does: the same Parameter objects stay
+        # registered under model wrappers such as FSDP (use_orig_params).
+        source = dict(model.named_parameters())
+        averaged, current = [], []
+        for name, param in self.module.named_parameters():
+            averaged.append(param)
+            current.append(source[name])
+        if self.initialized:
+            torch._foreach_lerp_(averaged, current, self.momentum)
+        else:
+            torch._foreach_copy_(averaged, current)
+            self.initialized = True
+        buffers = list(self.module.buffers())
+        if buffers:
+            torch._foreach_copy_(buffers, list(model.buffers()))
+        self.steps += 1
+
+
 @MODELS.register_module()
 class iTPN(BaseSelfSupervisor):
     """Integrally pre-trained transformer pyramid network (CVPR 2023).
@@ -33,8 +79,9 @@ class iTPN(BaseSelfSupervisor):
     - **Pixel MIM + MFM with an EMA teacher** (``head``, ``mfm_head`` and
       ``teacher='ema'``, paper §3.3-3.4): the teacher is an exponential
       moving average of the online backbone, kept here as
-      ``self.teacher`` (an mmengine :class:`ExponentialMovingAverage`, so it
-      is saved in checkpoints and restored on resume), frozen and in eval
+      ``self.teacher`` (an :class:`EMATeacher`, mmengine's
+      ``ExponentialMovingAverage`` with a foreach update, so it is saved in
+      checkpoints and restored on resume), frozen and in eval
       mode, and updated by :class:`~mmitpn.engine.EMATeacherHook`. Its
       stage outputs ``(F1, F2, F3)`` are the targets of the pyramid levels
       ``(V^1, V^2, V^3)``: ``loss_mfm_s4/_s8/_s16``, each weighted by λ
@@ -148,8 +195,7 @@ class iTPN(BaseSelfSupervisor):
             self.teacher_mode = 'ema'
             self._check_ema_setup()
             # The momentum is set by update_teacher on every update.
-            self.teacher = ExponentialMovingAverage(
-                self.backbone, momentum=1 - 0.996)
+            self.teacher = EMATeacher(self.backbone, momentum=1 - 0.996)
         elif isinstance(teacher, dict):
             self.teacher_mode = 'frozen'
             self._check_frozen_teacher_setup()
@@ -206,7 +252,7 @@ class iTPN(BaseSelfSupervisor):
 
     # EMA teacher -----------------------------------------------------------
 
-    def _ema_teacher(self) -> ExponentialMovingAverage:
+    def _ema_teacher(self) -> EMATeacher:
         if self.teacher_mode != 'ema':
             raise RuntimeError(
                 "this iTPN has no EMA teacher (teacher='ema')")
@@ -216,13 +262,14 @@ class iTPN(BaseSelfSupervisor):
         """Copy the online backbone into the EMA teacher."""
         teacher = self._ema_teacher()
         teacher.steps.zero_()
-        # mmengine's first update of an average is a plain copy.
+        # The first update of an average is a plain copy.
+        teacher.initialized = False
         teacher.update_parameters(self.backbone)
 
     def update_teacher(self, momentum: float = 0.996):
         """``teacher = momentum * teacher + (1 - momentum) * online``."""
         teacher = self._ema_teacher()
-        if int(teacher.steps) == 0:
+        if not teacher.initialized:
             raise RuntimeError('init_teacher() must run before updates')
         # mmengine's momentum is the weight of the new (online) value.
         teacher.momentum = 1. - momentum
@@ -231,7 +278,7 @@ class iTPN(BaseSelfSupervisor):
     @torch.no_grad()
     def _ema_targets(self, inputs: torch.Tensor,
                      ids_keep: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if int(self.teacher.steps) == 0:
+        if not self.teacher.initialized:
             raise RuntimeError(
                 'the EMA teacher was never initialised from the backbone: '
                 "add dict(type='mmitpn.EMATeacherHook') to custom_hooks")

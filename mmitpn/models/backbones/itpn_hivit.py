@@ -18,7 +18,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mmitpn.registry import MODELS
 from ..utils.blocks import AttentionBlock, CMLPBlock, PatchMerge
-from ..utils.checkpoint_loading import PretrainedCheckedModule
+from ..utils.checkpoint_loading import PretrainedCheckedModule, count_blocks
 from ..utils.layout import nchw_to_tokens, tokens_to_nchw
 from ..utils.masking import gather_patches
 from ..utils.pos_embed import resize_pos_embed, resize_rel_pos_table
@@ -268,6 +268,30 @@ class iTPNHiViT(PretrainedCheckedModule):
 
         self._freeze_stages()
         self.register_load_state_dict_pre_hook(_resize_position_tables)
+
+    @staticmethod
+    def settings_from_state_dict(state: dict) -> dict:
+        """The settings a state dict of this backbone was made with, as far
+        as tensor shapes and counts tell (checked loading names those that
+        differ from the model's)."""
+        settings = {}
+        proj = state.get('patch_embed.proj.weight')
+        if proj is not None:
+            # The stem conv's kernel is patch_size // inner_patches (4).
+            settings['patch_size'] = proj.shape[-1] * 4
+            settings['in_channels'] = proj.shape[1]
+        merge = state.get('merge2.reduction.weight')
+        if merge is not None:
+            settings['arch.embed_dims'] = merge.shape[0]
+        settings['arch.stem_depths'] = (count_blocks(state, 'stage1'),
+                                        count_blocks(state, 'stage2'))
+        settings['arch.depth'] = count_blocks(state, 'blocks')
+        fc1 = state.get('blocks.0.mlp.fc1.weight')
+        if fc1 is not None:
+            settings['arch.mlp_ratio'] = fc1.shape[0] / fc1.shape[1]
+        settings['layer_scale'] = any(
+            k.endswith(('.gamma', '.gamma1', '.gamma2')) for k in state)
+        return settings
 
     @classmethod
     def _parse_arch(cls, arch) -> dict:

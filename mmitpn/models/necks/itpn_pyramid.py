@@ -11,7 +11,7 @@ from mmengine.model import BaseModule
 
 from mmitpn.registry import MODELS
 from ..utils.blocks import CMLPBlock, PatchSplit, init_linear_and_norm
-from ..utils.checkpoint_loading import PretrainedCheckedModule
+from ..utils.checkpoint_loading import PretrainedCheckedModule, count_blocks
 from ..utils.layout import nchw_to_tokens, tokens_to_nchw
 from ..utils.masking import gather_patches
 
@@ -156,6 +156,27 @@ class iTPNPyramid(PretrainedCheckedModule):
         self.out_blocks = nn.ModuleList(
             block(out_channels, mlp_ratio, norm_eps) for _ in range(3))
         init_linear_and_norm(self)
+
+    @staticmethod
+    def settings_from_state_dict(state: dict) -> dict:
+        """The settings a state dict of this pyramid was made with, as far
+        as tensor shapes and counts tell (checked loading names those that
+        differ from the model's)."""
+        settings = {'fpn_depth': count_blocks(state, 'fuse_s8')}
+        lateral = state.get('lateral_s8.weight')
+        if lateral is not None:
+            settings['out_channels'] = lateral.shape[0]
+        widths = [state[k].shape[1] for k in ('lateral_s4.weight',
+                                              'lateral_s8.weight')
+                  if k in state]
+        top = state.get('upsample_s8.norm.weight')
+        if len(widths) == 2 and top is not None:
+            settings['in_channels'] = (*widths, top.shape[0])
+        if 'out_blocks.0.conv.weight' in state:
+            settings['fusion_block'] = 'conv3x3'
+        elif 'out_blocks.0.mlp.fc1.weight' in state:
+            settings['fusion_block'] = 'cmlp'
+        return settings
 
     @property
     def out_channels_per_level(self) -> Tuple[int, ...]:

@@ -43,6 +43,11 @@ def gather_patches(x: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index.expand(-1, -1, *x.shape[2:]))
 
 
+# Host-side sampling, one rectangle after another, each depending on the
+# mask so far: it cannot be one graph, and dynamo's tracing of Python's
+# `random` failed inside it (InternalTorchDynamoError), so torch.compile
+# leaves it to eager Python, breaking the graph here.
+@torch.compiler.disable
 def block_masking(batch_size: int,
                   grid: Tuple[int, int],
                   num_masked: int,

@@ -84,9 +84,14 @@ def relative_position_index(grid: Tuple[int, int],
     and the last few are cached per grid and device, because every attention
     block of a model asks for the same one on every forward.
     """
-    return _cached_relative_position_index(
-        tuple(grid), torch.device(device) if device is not None else
-        torch.device('cpu'))
+    grid = tuple(grid)
+    device = torch.device(device) if device is not None else torch.device(
+        'cpu')
+    if torch.compiler.is_compiling():
+        # Under torch.export / torch.compile the index is a traced fake
+        # tensor: cached, it would leak into later eager forwards.
+        return _cached_relative_position_index.__wrapped__(grid, device)
+    return _cached_relative_position_index(grid, device)
 
 
 @functools.lru_cache(maxsize=4)

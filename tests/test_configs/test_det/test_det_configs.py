@@ -74,8 +74,8 @@ def test_coco_config_recipe(path):
     assert optim.paramwise_cfg.layer_decay_rate == (0.95 if large else 0.9)
     epochs = 12 if '1x' in name else 36
     assert cfg.train_cfg.max_epochs == epochs
-    assert cfg.param_scheduler[1].milestones == [epochs * 3 // 4,
-                                                 epochs * 11 // 12]
+    # lr /10 after 3/4 and 11/12 of the run
+    assert cfg.param_scheduler[1].milestone_fractions == (3 / 4, 11 / 12)
     assert cfg.test_evaluator.type == 'CocoMetric'
     assert cfg.test_evaluator.metric == ['bbox', 'segm']
     resize = cfg.train_pipeline[3].transforms[0][0]

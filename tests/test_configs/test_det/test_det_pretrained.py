@@ -12,8 +12,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
 from mmitpn.models.utils import tokens_to_nchw
-from mmitpn.models.utils.checkpoint_loading import (PretrainedLoadError,
-                                                    read_state_dict)
+from mmitpn.models.utils import CheckpointError, read_checkpoint
 from det_test_utils import REPO_ROOT, tiny_det_cfg
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
@@ -89,7 +88,7 @@ def test_config_asking_for_a_pretrained_neck_fails_when_none_loads(
     no_neck = str(tmp_path / 'backbone_only.pth')
     torch.save({'state_dict': {k: v for k, v in state.items()
                                if k.startswith('backbone.')}}, no_neck)
-    with pytest.raises(PretrainedLoadError, match="prefix 'neck.'"):
+    with pytest.raises(CheckpointError, match="prefix 'neck.'"):
         build_detector(no_neck)
 
 
@@ -140,7 +139,7 @@ def test_official_checkpoint_converts_and_loads(official_ref_dir, tmp_path,
     detector = MODELS.build(cfg.model)
     detector.init_weights()
     detector.eval()
-    state = read_state_dict(converted)
+    state = read_checkpoint(converted).state_dict
     for prefix, module in (('backbone.', detector.backbone),
                            ('neck.', detector.neck)):
         report = module.pretrained_report

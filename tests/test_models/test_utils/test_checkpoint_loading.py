@@ -4,7 +4,7 @@ import torch
 
 from mmitpn.models import iTPNHiViT, iTPNPyramid
 from mmitpn.models.utils import checkpoint_loading
-from mmitpn.models.utils.checkpoint_loading import (PretrainedLoadError,
+from mmitpn.models.utils.checkpoint_loading import (CheckpointError,
                                                     summarize_keys)
 
 TINY = dict(embed_dims=32, stem_depths=(1, 1), depth=2, num_heads=2)
@@ -74,22 +74,85 @@ def test_backbone_and_neck_load_exactly(pretrain_ckpt, logged):
         f"from {path!r} (prefix 'neck.')" in logged
 
 
-def test_shallower_pyramid_reports_unused_and_strict_fails(
-        pretrain_ckpt, logged):
-    path, _, neck = pretrain_ckpt
+def test_pyramid_of_another_depth_is_refused_naming_fpn_depth(
+        pretrain_ckpt):
+    path = pretrain_ckpt[0]  # its pyramid has fpn_depth=2
     cfg = dict(type='Pretrained', checkpoint=path, prefix='neck.')
     shallow = tiny_pyramid(fpn_depth=1, init_cfg=cfg)
-    shallow.init_weights()
-    report = shallow.pretrained_report
-    assert report.missing == []
-    assert sorted({k.split('.')[0] + '.' + k.split('.')[1]
-                   for k in report.unused}) == ['fuse_s4.1', 'fuse_s8.1']
-    assert_same_tensors(shallow, neck, keys=report.loaded)
-    assert any('were not used: fuse_s8.*.norm.weight' in line
+    before = {k: v.clone() for k, v in shallow.state_dict().items()}
+    with pytest.raises(CheckpointError) as err:
+        shallow.init_weights()
+    message = str(err.value)
+    assert 'fpn_depth: 2 in the checkpoint, 1 here' in message
+    assert 'no place in the model: fuse_s8.*.norm.weight' in message
+    # Nothing was loaded: the module is as it was built.
+    for key, value in shallow.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+    deep = tiny_pyramid(fpn_depth=3, init_cfg=cfg)
+    with pytest.raises(CheckpointError) as err:
+        deep.init_weights()
+    message = str(err.value)
+    assert 'fpn_depth: 2 in the checkpoint, 3 here' in message
+    assert 'not in the checkpoint: fuse_s8.*.norm.weight' in message
+    assert 'allow_missing' in message
+
+
+def test_allow_missing_lets_named_tensors_keep_their_init(
+        pretrain_ckpt, logged):
+    path, _, neck = pretrain_ckpt
+    deep = tiny_pyramid(
+        fpn_depth=3,
+        init_cfg=dict(type='Pretrained', checkpoint=path, prefix='neck.',
+                      allow_missing=['fuse_s8.2.*', 'fuse_s4.2.*']))
+    deep.init_weights()
+    report = deep.pretrained_report
+    assert sorted({'.'.join(k.split('.')[:2]) for k in report.missing}) == [
+        'fuse_s4.2', 'fuse_s8.2']
+    assert_same_tensors(deep, neck, keys=report.loaded)
+    assert any('keep their initialisation (allowed): fuse_s8.*.norm' in line
                for line in logged)
 
-    strict = tiny_pyramid(fpn_depth=1, init_cfg=dict(cfg, strict=True))
-    with pytest.raises(PretrainedLoadError, match='strict loading'):
+    # A pattern that does not cover all of them is not enough.
+    partly = tiny_pyramid(
+        fpn_depth=3,
+        init_cfg=dict(type='Pretrained', checkpoint=path, prefix='neck.',
+                      allow_missing=['fuse_s8.2.*']))
+    with pytest.raises(CheckpointError, match='fuse_s4'):
+        partly.init_weights()
+
+
+def test_backbone_of_another_patch_size_is_refused_naming_it(pretrain_ckpt):
+    path = pretrain_ckpt[0]  # patch_size 8
+    other = iTPNHiViT(
+        arch=TINY, img_size=32, patch_size=16,
+        init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
+    with pytest.raises(CheckpointError,
+                       match='patch_size: 8 in the checkpoint, 16 here'):
+        other.init_weights()
+
+
+def test_deeper_checkpoint_backbone_is_refused_naming_depth(tmp_path):
+    deep = tiny_backbone(arch=dict(TINY, depth=3))
+    path = str(tmp_path / 'deep.pth')
+    torch.save({'state_dict': deep.state_dict()}, path)
+    shallow = tiny_backbone(init_cfg=dict(type='Pretrained', checkpoint=path))
+    with pytest.raises(CheckpointError,
+                       match='arch.depth: 3 in the checkpoint, 2 here'):
+        shallow.init_weights()
+
+
+def test_strict_refuses_unused_tensors(tmp_path):
+    source = tiny_backbone(use_mask_token=True)
+    path = str(tmp_path / 'masked.pth')
+    torch.save({'state_dict': source.state_dict()}, path)
+    cfg = dict(type='Pretrained', checkpoint=path)
+    lenient = tiny_backbone(init_cfg=cfg)
+    lenient.init_weights()  # the mask tokens are reported unused
+    assert sorted(lenient.pretrained_report.unused) == [
+        'mask_token', 'stem_mask_token']
+    strict = tiny_backbone(init_cfg=dict(cfg, strict=True))
+    with pytest.raises(CheckpointError, match='strict: 2 checkpoint tensors'):
         strict.init_weights()
 
 
@@ -98,17 +161,17 @@ def test_other_width_names_mismatched_keys(pretrain_ckpt):
     wide = tiny_pyramid(
         out_channels=24,
         init_cfg=dict(type='Pretrained', checkpoint=path, prefix='neck.'))
-    with pytest.raises(PretrainedLoadError) as err:
+    with pytest.raises(CheckpointError) as err:
         wide.init_weights()
     message = str(err.value)
-    assert 'another arch or width' in message
-    assert 'lateral_s8.weight' in message
-    assert 'torch.Size([16, 16])' in message  # the checkpoint's shape
+    assert 'out_channels: 16 in the checkpoint, 24 here' in message
+    assert 'lateral_s8.weight: (16, 16) in the checkpoint, (24, 16) here' \
+        in message
 
     other_arch = tiny_backbone(
         arch=dict(TINY, embed_dims=64),
         init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
-    with pytest.raises(PretrainedLoadError, match='patch_embed.proj.weight'):
+    with pytest.raises(CheckpointError, match='patch_embed.proj.weight'):
         other_arch.init_weights()
 
 
@@ -116,7 +179,7 @@ def test_no_tensor_under_prefix_fails(pretrain_ckpt):
     path = pretrain_ckpt[0]
     backbone = tiny_backbone(
         init_cfg=dict(type='Pretrained', checkpoint=path, prefix='encoder.'))
-    with pytest.raises(PretrainedLoadError) as err:
+    with pytest.raises(CheckpointError) as err:
         backbone.init_weights()
     assert 'no tensor' in str(err.value)
     assert 'backbone.' in str(err.value)  # names the prefixes it has
@@ -134,7 +197,7 @@ def test_official_layout_points_to_converter(tmp_path):
         type='Pretrained',
         checkpoint=str(tmp_path / 'official.pth'),
         prefix='backbone.'))
-    with pytest.raises(PretrainedLoadError, match='official2mmitpn'):
+    with pytest.raises(CheckpointError, match='official2mmitpn'):
         backbone.init_weights()
 
 
@@ -142,7 +205,7 @@ def test_missing_and_corrupted_files(tmp_path):
     missing = str(tmp_path / 'nowhere.pth')
     backbone = tiny_backbone(
         init_cfg=dict(type='Pretrained', checkpoint=missing))
-    with pytest.raises(PretrainedLoadError, match='not found') as err:
+    with pytest.raises(CheckpointError, match='not found') as err:
         backbone.init_weights()
     assert missing in str(err.value)
 
@@ -152,7 +215,7 @@ def test_missing_and_corrupted_files(tmp_path):
     broken.write_bytes(good.read_bytes()[:200])
     backbone = tiny_backbone(
         init_cfg=dict(type='Pretrained', checkpoint=str(broken)))
-    with pytest.raises(PretrainedLoadError, match='corrupted'):
+    with pytest.raises(CheckpointError, match='is truncated'):
         backbone.init_weights()
 
 

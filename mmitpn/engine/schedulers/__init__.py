@@ -1,0 +1,7 @@
+from .run_length import (CosineAnnealingAfterWarmupLR, LinearWarmupLR,
+                         MultiStepFractionLR, PolyAfterWarmupLR)
+
+__all__ = [
+    'LinearWarmupLR', 'CosineAnnealingAfterWarmupLR', 'PolyAfterWarmupLR',
+    'MultiStepFractionLR'
+]
