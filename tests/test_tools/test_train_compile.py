@@ -31,8 +31,10 @@ def det_options(root):
     if not osp.isdir(FASHION_MNIST):
         pytest.skip(f'no Fashion-MNIST at {FASHION_MNIST}')
     data_root = write_fashion_mnist_det(root)
+    # From scratch: the config starts from the demo pre-training's output.
     return [f'train_dataloader.dataset.data_root={data_root}',
-            'train_dataloader.batch_size=2', *LOADER, *NO_VAL]
+            'train_dataloader.batch_size=2', 'model.backbone.init_cfg=None',
+            'model.neck.init_cfg=None', *LOADER, *NO_VAL]
 
 
 def seg_options(root):
