@@ -32,7 +32,7 @@ without a counterpart and unknown keys are refused unless their group is
 named in ``drop``; naming a mapped group leaves it out of the output.
 """
 import argparse
-import os
+import io
 import os.path as osp
 import pickle
 import re
@@ -41,6 +41,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
+from mmitpn.compat.checkpoints import atomic_write
 from mmitpn.models.utils.checkpoint_files import (STATE_DICT_KEYS,
                                                  code_payload,
                                                  explain_unreadable,
@@ -528,15 +529,9 @@ def load_official_state_dict(path: str,
 def save_converted(state_dict: Dict[str, torch.Tensor], meta: Dict,
                    path: str) -> None:
     """Write ``{'state_dict', 'meta'}`` atomically (temp file + rename)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    # Same folder, so that os.replace is an atomic rename.
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        torch.save({'state_dict': state_dict, 'meta': meta}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    buffer = io.BytesIO()
+    torch.save({'state_dict': state_dict, 'meta': meta}, buffer)
+    atomic_write(buffer.getvalue(), path)
 
 
 def conversion_meta(source: str, report: ConversionReport) -> Dict:
