@@ -19,7 +19,11 @@
 # GPU_CHECK_DEVICE=cpu rehearses the run on a machine without a GPU: the same
 # checks with fewer iterations; NCCL and FSDP, which need CUDA, are skipped.
 # GPU_CHECK_ONLY="name ..." reruns the checks named (finetune-test reads the
-# checkpoint of an earlier pretrain-amp-resume in the same OUT_DIR).
+# checkpoint of an earlier pretrain-amp-resume in the same OUT_DIR);
+# GPU_CHECK_ONLY="fast-path-parity benchmark speed-targets" is the speed part
+# alone: the compiled fast path against the plain one, the benchmark rows
+# (bf16; EMA-MFM step at batch 128 and 512 beside mmpretrain's iTPN and MAE,
+# inference beside timm's ViT-B; plain and fast paths) and issue #21's targets.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,8 +81,10 @@ if [ "$DEVICE" = cuda ]; then
     "$PYTHON" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' ||
         { echo 'torch sees no GPU (GPU_CHECK_DEVICE=cpu rehearses the run on CPU)' >&2; exit 2; }
     ITERS=300 CLS_ITERS=200 SEG_ITERS=100 DET_EPOCHS=4 BATCH=256 ROUNDS=5
+    TRAIN_BATCHES="128 512" INFER_BATCH=256
 else
     ITERS=8 CLS_ITERS=4 SEG_ITERS=2 DET_EPOCHS=1 BATCH=16 ROUNDS=1
+    TRAIN_BATCHES=2 INFER_BATCH=2
 fi
 
 FAILED=0
@@ -223,15 +229,76 @@ assert gap == 0, 'the teacher missed updates'
 EOF
 }
 
+# The speed rows of issue #21: bf16 autocast on every row, mmitpn's fast
+# paths on (the compiled step on a GPU) and, beside them, the plain path.
 benchmarks() {
-    local bench="$ROOT/tools/analysis_tools/benchmark.py" batch=128
-    [ "$DEVICE" = cpu ] && batch=2
-    "$PYTHON" "$bench" "$ROOT/configs/pretrain/itpn-pixel-mfm_hivit-base-p16_8xb512-amp-coslr-400e_in1k.py" \
-        --mode train --device "$DEVICE" --amp --batch-size $batch --rounds $ROUNDS --iters 2 \
-        --compare "config:mmpretrain::itpn/itpn-pixel_hivit-base-p16_8xb512-amp-coslr-800e_in1k.py" || return 1
+    local bench="$ROOT/tools/analysis_tools/benchmark.py" batch
+    local common=(--device "$DEVICE" --amp --amp-dtype bf16 --accel on --also-plain --rounds $ROUNDS --iters 2)
+    for batch in $TRAIN_BATCHES; do
+        "$PYTHON" "$bench" "$ROOT/configs/pretrain/itpn-pixel-mfm_hivit-base-p16_8xb512-amp-coslr-400e_in1k.py" \
+            --mode train --batch-size "$batch" "${common[@]}" \
+            --compare "config:mmpretrain::itpn/itpn-pixel_hivit-base-p16_8xb512-amp-coslr-800e_in1k.py" \
+            "config:$ROOT/configs/pretrain/itpn-pixel_hivit-base-p16_8xb512-amp-coslr-800e_in1k.py" \
+            "config:mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py" \
+            --json-out "$OUT/benchmark_train_b$batch.json" || return 1
+    done
     "$PYTHON" "$bench" "$ROOT/configs/cls/itpn-pixel_hivit-base-p16_32xb32-coslr-100e_in1k.py" \
-        --mode infer --device "$DEVICE" --amp --batch-size $((batch * 2)) --rounds $ROUNDS --iters 2 \
-        --compare timm:vit_base_patch16_224 || return 1
+        --mode infer --batch-size "$INFER_BATCH" "${common[@]}" --compare timm:vit_base_patch16_224 \
+        --json-out "$OUT/benchmark_infer.json" || return 1
+}
+
+# Issue #21's targets, read from the benchmark's rows: at each batch the
+# EMA-MFM step with the fast paths at least 1.5x mmpretrain's iTPN-B pixel
+# step, in no more peak memory; inference at least 0.95x timm's ViT-B.
+speed_targets() {
+    "$PYTHON" - "$OUT" "$DEVICE" $TRAIN_BATCHES <<'EOF'
+import json
+import sys
+
+out, device, batches = sys.argv[1], sys.argv[2], sys.argv[3:]
+missed = []
+
+
+def rows(name):
+    with open(f'{out}/{name}.json') as f:
+        return json.load(f)['rows']
+
+
+def check(what, value, target, at_least=True):
+    met = value >= target if at_least else value <= target
+    print(f'{"met   " if met else "MISSED"} {what}: {value:.2f}x '
+          f'({"at least" if at_least else "at most"} {target}x)')
+    if not met:
+        missed.append(what)
+
+
+def mfu(row):
+    return f'{100 * row["mfu"]:.1f} %' if 'mfu' in row else 'n/a'
+
+
+for batch in batches:
+    # rows: mmpretrain iTPN pixel, mmitpn pixel, MAE, EMA-MFM plain, fast
+    base, pixel, mae, plain, fast = rows(f'benchmark_train_b{batch}')
+    check(f'b{batch} EMA-MFM step with the fast paths vs mmpretrain '
+          'iTPN-B pixel step', fast['ratio'], 1.5)
+    check(f'b{batch} its peak memory vs mmpretrain\'s',
+          fast['peak_mib'] / base['peak_mib'], 1.0, at_least=False)
+    print(f'       plain path {plain["ratio"]:.2f}x, MAE ViT-B '
+          f'{mae["ratio"]:.2f}x, mmitpn pixel {pixel["ratio"]:.2f}x; MFU '
+          f'fast {mfu(fast)}, plain {mfu(plain)}, mmpretrain {mfu(base)}')
+timm, plain, fast = rows('benchmark_infer')
+check('inference with the fast paths vs timm ViT-B', fast['ratio'], 0.95)
+print(f'       plain path {plain["ratio"]:.2f}x')
+# The targets are a GPU's; a CPU rehearsal only shows the numbers.
+sys.exit(1 if missed and device == 'cuda' else 0)
+EOF
+}
+
+# The compiled fast path against the plain one on this GPU, CUDA graphs
+# included: the CUDA tests of tests/test_accel/test_gpu_compile.py.
+fast_path_parity() {
+    "$PYTHON" -m pytest -q -p no:cacheprovider "$ROOT/tests/test_accel/test_gpu_compile.py" -k cuda | tee "$OUT/fast-path-parity.out"
+    grep -qE '(^| )2 passed' "$OUT/fast-path-parity.out"
 }
 
 echo "mmitpn GPU check on $DEVICE: data $DATA, logs $OUT"
@@ -249,7 +316,14 @@ else
     skip dist-train-nccl 'needs CUDA'
     skip fsdp-pretrain 'needs CUDA'
 fi
+if [ "$DEVICE" = cuda ]; then
+    check fast-path-parity fast_path_parity
+else
+    skip fast-path-parity 'needs CUDA (make test runs its CPU half)'
+fi
 check benchmark benchmarks
 [ -f "$OUT/benchmark.log" ] && sed -n '/^train:\|^infer:/,/^ratios are/p' "$OUT/benchmark.log"
+check speed-targets speed_targets
+[ -f "$OUT/speed-targets.log" ] && cat "$OUT/speed-targets.log"
 echo "total ${SECONDS}s"
 exit $FAILED

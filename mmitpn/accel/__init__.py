@@ -1,22 +1,29 @@
 """Opt-in accelerators: fast paths swapped into a built model, one switch.
 
 mmitpn's model files are plain PyTorch (``nn.Linear``, ``nn.GELU``,
-``F.scaled_dot_product_attention``). What made them fast on the 2-core CPUs
-mmitpn was developed on lives here and reaches a model only through
-:func:`accelerate`, which swaps the plain modules of mmitpn's parts for
-subclasses with the same parameters and keys:
+``F.scaled_dot_product_attention``). The fast paths live here and reach a
+model only through :func:`accelerate`, which swaps the classes of mmitpn's
+modules for subclasses with the same parameters and keys, chosen by the
+device of the model:
 
-- ``nn.Linear`` -> :class:`~.cpu_linear.OneDNNLinear` (oneDNN products),
-- ``Mlp`` -> :class:`~.cpu_blocks.FusedGeluMlp` (GELU inside ``fc1``),
-- ``Attention`` -> :class:`~.cpu_blocks.CPUMatmulAttention` (bf16 attention),
-- ``CMLPBlock`` / ``AttentionBlock`` -> chunked MLP residuals in inference.
+- on CPUs (measured on the 2-core machines mmitpn was developed on):
+  ``nn.Linear`` -> :class:`~.cpu_linear.OneDNNLinear` (oneDNN products),
+  ``Mlp`` -> :class:`~.cpu_blocks.FusedGeluMlp` (GELU inside ``fc1``),
+  ``Attention`` -> :class:`~.cpu_blocks.CPUMatmulAttention` (bf16
+  attention), ``CMLPBlock`` / ``AttentionBlock`` -> chunked MLP residuals
+  in inference;
+- on GPUs (:mod:`.gpu_compile`): the pre-training forward and loss, and the
+  backbone and pyramid, compiled by Inductor (fused LayerNorm, GELU,
+  residual and cast kernels), replayed by CUDA graphs where shapes are fixed.
 
 The switch, as timm's ``TIMM_FUSED_ATTN``: the environment variable
 ``MMITPN_ACCEL`` (``auto``, ``1``/``on``, ``0``/``off``) wins over the config
 key ``accel`` (same values, or True/False), which wins over ``'auto'``:
 fast paths on for models on the CPU, where they measured faster, and off on
-GPUs. ``tools/train.py``, ``tools/test.py`` and the benchmark apply it; a
-model built in your own code stays plain unless you call :func:`accelerate`.
+GPUs, where compiling costs minutes at the start of a run and its speed-up
+is measured by ``tools/gpu_check.sh`` (set ``accel='on'``). ``tools/train.py``,
+``tools/test.py`` and the benchmark apply it; a model built in your own code
+stays plain unless you call :func:`accelerate`.
 
 The package also holds the CPU-only runtime parts: glibc malloc tuning
 (:mod:`.cpu_allocator`), the bfloat16 autocast optim wrapper and the model
@@ -59,7 +66,7 @@ def fast_paths_enabled(device_type: str, setting: Setting = None) -> bool:
     return mode == 'on' or (mode == 'auto' and device_type == 'cpu')
 
 
-def _swaps() -> Dict[type, type]:
+def _cpu_swaps() -> Dict[type, type]:
     # Imported here so that `import mmitpn.accel` stays light.
     from mmitpn.models.utils.blocks import (Attention, AttentionBlock,
                                             CMLPBlock, Mlp)
@@ -88,19 +95,8 @@ def _mmitpn_descendants(model: nn.Module):
                     yield sub
 
 
-def accelerate(model: nn.Module, setting: Setting = None) -> Dict[str, int]:
-    """Swap the fast paths into ``model`` (in place) when the switch says so
-    for the device of its parameters, or back to the plain modules when it
-    does not. Parameters, buffers and state-dict keys stay the same objects.
-
-    Returns:
-        dict: ``{'PlainClass -> FastClass': count}`` of what was swapped
-        (empty when nothing was); the log gets the same in one line.
-    """
-    param = next(model.parameters(), None)
-    device = param.device.type if param is not None else 'cpu'
-    enabled = fast_paths_enabled(device, setting)
-    swaps = _swaps()
+def _swap_cpu_paths(model: nn.Module, enabled: bool) -> Dict[str, int]:
+    swaps = _cpu_swaps()
     if not enabled:
         swaps = {fast: plain for plain, fast in swaps.items()}
     counts: Dict[str, int] = {}
@@ -115,6 +111,26 @@ def accelerate(model: nn.Module, setting: Setting = None) -> Dict[str, int]:
         module.__class__ = target
         module.__dict__.pop('_packed_weight', None)
         counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def accelerate(model: nn.Module, setting: Setting = None) -> Dict[str, int]:
+    """Swap the fast paths of the device of ``model``'s parameters into it
+    (in place) when the switch says so, or back to the plain modules when it
+    does not. Parameters, buffers and state-dict keys stay the same objects.
+
+    Returns:
+        dict: ``{'PlainClass -> FastClass': count}`` of what was swapped
+        (empty when nothing was); the log gets the same in one line.
+    """
+    from .gpu_compile import swap_compiled
+    param = next(model.parameters(), None)
+    device = param.device.type if param is not None else 'cpu'
+    enabled = fast_paths_enabled(device, setting)
+    # Only the paths of this device: the other device's go back to plain
+    # (a model moved from one to the other keeps no foreign fast path).
+    counts = _swap_cpu_paths(model, enabled and device == 'cpu')
+    counts.update(swap_compiled(model, enabled and device == 'cuda'))
     state = 'on' if enabled else 'off'
     print_log(
         f'mmitpn accel: fast paths {state} (mode {accel_mode(setting)!r}, '

@@ -92,7 +92,13 @@ def build_runner(cfg) -> Runner:
     # (mmcv.ops for mmdet and mmseg).
     apply_compat_patches()
     if isinstance(runner.model, torch.nn.Module):
-        accelerate(runner.model, cfg.get('accel'))
+        swapped = accelerate(runner.model, cfg.get('accel'))
+        if cfg.get('compile') and any('-> Compiled' in s for s in swapped):
+            raise ValueError(
+                'cfg.compile and the GPU fast path (accel on) would both '
+                "compile the model; use one: accel='on' alone (mmitpn's "
+                'parts compiled, CUDA graphs where shapes are fixed), or '
+                "compile=... with accel='off' (or MMITPN_ACCEL=0)")
     else:
         print_log(
             'mmitpn accel: not applied; FlexibleRunner builds the model when '

@@ -45,8 +45,8 @@ def test_benchmark_reports_each_row_and_ratios(capsys):
             if 'itpn_hivit-tiny-p16.py ' in line and ' fp32 ' in line]
     assert len(rows) == 2
     # the baseline row's ratios are 1 by definition
-    assert rows[0].split()[4:8] == ['1.00x', '(1.00-1.00)',
-                                    rows[0].split()[6], '1.00x']
+    assert rows[0].split()[5:9] == ['1.00x', '(1.00-1.00)',
+                                    rows[0].split()[7], '1.00x']
     assert 'ratios are relative to: config:' in out
     # a model config without optim_wrapper trains with plain AdamW
     assert '    optimizer: AdamW\n' in out
@@ -57,7 +57,7 @@ def _worker_replies(commands, amp=True):
         sys.executable, osp.join(TOOLS, 'benchmark.py'), TINY_CLS, '--shape',
         '64', '--batch-size', '2', '--iters', '1', '--warmup', '0',
         '--threads', '1', '--worker',
-        json.dumps(dict(spec=f'config:{TINY_CLS}', amp=amp))
+        json.dumps(dict(spec=f'config:{TINY_CLS}', amp=amp, accel='auto'))
     ], input=''.join(c + '\n' for c in commands), capture_output=True,
         text=True, check=True)
     return [json.loads(line) for line in proc.stdout.splitlines()]
@@ -77,8 +77,8 @@ def test_benchmark_ratios_are_medians_of_per_round_ratios(monkeypatch):
 
     class FakeWorker:
 
-        def __init__(self, spec, args, amp):
-            self.spec, self.amp = spec, amp
+        def __init__(self, job, args):
+            self.job, self.spec = job, job.spec
             self.proc = subprocess.CompletedProcess([], 0)
             self.proc.poll = lambda: 0
 
@@ -91,7 +91,9 @@ def test_benchmark_ratios_are_medians_of_per_round_ratios(monkeypatch):
 
     monkeypatch.setattr(benchmark, '_WorkerProcess', FakeWorker)
     args = benchmark.parse_args(['unused', '--rounds', '3'])
-    base, other = benchmark.measure_all([('a', False), ('b', False)], args)
+    base, other = benchmark.measure_all(
+        [benchmark.Job('a', False, 'auto'),
+         benchmark.Job('b', False, 'auto')], args)
     assert base['ratio'] == 1.
     # per-round ratios 2, 3, 1 -> median 2 (the ratio of the medians would
     # be 12 / 10)
@@ -139,5 +141,77 @@ def test_benchmark_compile_covers_every_submodule_and_reaches_workers(
             cmd, 0, stdout=io.StringIO('{"ready": true}\n'))
 
     monkeypatch.setattr(benchmark.subprocess, 'Popen', fake_popen)
-    benchmark._WorkerProcess(f'config:{TINY_CLS}', args, amp=False)
+    benchmark._WorkerProcess(
+        benchmark.Job(f'config:{TINY_CLS}', False, 'auto'), args)
     assert '--compile' in commands[0]
+
+
+def test_benchmark_rows_share_the_precision_and_show_the_plain_path(
+        capsys, tmp_path, monkeypatch):
+    # The environment's switch is resolved once; each row's own setting
+    # decides in its worker (the plain row stays plain).
+    monkeypatch.setenv('MMITPN_ACCEL', 'on')
+    out_file = tmp_path / 'rows.json'
+    benchmark.main([
+        TINY_CLS, '--batch-size', '2', '--shape', '64', '--iters', '1',
+        '--rounds', '1', '--warmup', '0', '--threads', '1', '--amp',
+        '--also-plain', '--peak-tflops', '0.5', '--json-out',
+        str(out_file), '--compare', f'config:{TINY_CLS}'
+    ])
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()
+            if line[61:65] in ('bf16', 'fp32')]
+    # compared row, CONFIG with the fast paths off, CONFIG as switched
+    assert [r[1:3] for r in rows] == [['bf16', 'on'], ['bf16', 'off'],
+                                      ['bf16', 'on']]
+    saved = json.loads(out_file.read_text())
+    assert saved['settings']['amp_dtype'] == 'bf16'
+    assert [r['accel'] for r in saved['rows']] == ['on', 'off', 'on']
+    for row in saved['rows']:
+        achieved = row['gflops_per_image'] * row['images_per_s'] / 1e3
+        assert row['mfu'] == pytest.approx(achieved / 0.5)
+    assert out.count('MFU ') == 3 and '(--peak-tflops)' in out
+
+    benchmark.main([
+        TINY_CLS, '--batch-size', '2', '--shape', '64', '--iters', '1',
+        '--rounds', '1', '--warmup', '0', '--threads', '1', '--amp',
+        '--compare-fp32', '--compare', f'config:{TINY_CLS}'
+    ])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line[61:65] in ('bf16', 'fp32')]
+    assert [r[1] for r in rows] == ['fp32', 'bf16']
+
+
+def test_benchmark_counts_the_flops_of_one_image():
+    cfg = Config.fromfile(TINY_CLS)
+    _, macs_conv_linear, _ = count_complexity(cfg, 64, 64,
+                                              conv_linear_only=True)
+    flops = {}
+    for mode, batch in (('infer', 1), ('infer', 3), ('train', 2)):
+        args = benchmark.parse_args([TINY_CLS, '--mode', mode,
+                                     '--batch-size', str(batch), '--shape',
+                                     '64'])
+        runner = benchmark._Runner(f'config:{TINY_CLS}', args, amp=False)
+        flops[mode, batch] = runner.flops_per_image
+        assert all(p.grad is None for p in runner.model.parameters())
+    # per image, whatever the batch
+    assert flops['infer', 1] == flops['infer', 3]
+    # two FLOPs per multiply-add, attention on top of the layers
+    assert flops['infer', 1] > 2 * macs_conv_linear
+    assert flops['infer', 1] < 2 * macs_conv_linear * 1.2
+    # backward: the input and the weight gradient of every product (the
+    # image needs no gradient)
+    assert 2.5 < flops['train', 2] / flops['infer', 1] <= 3.0
+
+
+def test_mfu_peaks_of_known_gpus():
+    args = benchmark.parse_args(['unused', '--device', 'cuda'])
+    row = dict(amp=True, device_name='NVIDIA H200')
+    assert benchmark.peak_tflops(args, row) == (
+        989.4, 'NVIDIA H200 dense 16-bit')
+    assert benchmark.peak_tflops(
+        args, dict(row, device_name='NVIDIA H100 PCIe'))[0] == 756.
+    # float32 rows and unknown devices get no MFU unless told the peak
+    assert benchmark.peak_tflops(args, dict(row, amp=False)) == (None, None)
+    assert benchmark.peak_tflops(
+        args, dict(row, device_name='Some GPU')) == (None, None)

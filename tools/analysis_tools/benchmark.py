@@ -14,8 +14,21 @@ is ``config:CONFIG``. A training step is forward, backward and the optimizer
 step (plus the EMA-teacher update when the model has one); the optimizer is
 the one the config's ``optim_wrapper`` builds (its parameter groups, options
 and gradient clipping), else ``AdamW(lr=1e-4)``. Inference is a forward pass
-under ``torch.no_grad``. ``--amp`` is bfloat16 autocast on CPU and float16
-autocast on GPU.
+under ``torch.no_grad``. ``--amp`` runs every row under autocast
+(``--amp-dtype``, bfloat16 by default; ``--compare-fp32`` keeps the compared
+rows in float32), so that rows compare in the same precision.
+
+Compute: the FLOPs of one image's step (forward, and backward in training)
+are counted once per model with torch's ``FlopCounterMode`` on the plain
+model (matrix products, convolutions and attention); each row prints them
+with the achieved TFLOP/s and, on GPUs it knows (or with ``--peak-tflops``),
+the model FLOP utilisation (MFU) against the device's dense 16-bit peak.
+
+mmitpn's fast paths (``--accel``, as ``tools/train.py`` switches them: on a
+GPU the compiled step of ``mmitpn.accel.gpu_compile``) apply to every row's
+mmitpn modules; ``--also-plain`` adds a row of CONFIG with them off, so
+that one run shows both. ``--json-out`` writes every row's numbers, which
+``tools/gpu_check.sh`` checks against its targets.
 
 The models take turns: every round runs ``--iters`` steps of each model in
 the order given, so a slow spell of a shared machine hits all rows of a
@@ -62,11 +75,18 @@ import torch.nn.functional as F
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 # This clone's mmitpn first, whatever the environment has installed.
 sys.path.insert(0, REPO_ROOT)
-from mmitpn.accel import accel_mode, accelerate
+from mmitpn.accel import ENV_VAR as ACCEL_ENV_VAR
+from mmitpn.accel import accel_mode, accelerate, fast_paths_enabled
 from mmitpn.accel.cpu_allocator import keep_freed_memory
 from mmitpn.compat import apply_compat_patches
 
 MIB = 1024 * 1024
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+# Dense tensor-core peaks (TFLOP/s) of 16-bit matrix products, by a part of
+# the device name; the first match counts.
+GPU_PEAK_TFLOPS_16BIT = (('H100 PCIe', 756.), ('H200', 989.4),
+                         ('H100', 989.4), ('A100', 312.), ('L40S', 362.1),
+                         ('A10', 125.), ('L4', 121.))
 # Profiler ranges that hold the operators of a compiled graph: dynamo's
 # region (forward) and AOTAutograd's backward node.
 COMPILED_REGIONS = ('Torch-Compiled Region', 'CompiledFunctionBackward')
@@ -88,14 +108,26 @@ def parse_args(argv=None):
                         help='rounds in which the models take turns')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--amp', action='store_true',
-                        help='mixed precision for CONFIG (bf16 on CPU)')
+                        help='every row under autocast (--amp-dtype)')
+    parser.add_argument('--amp-dtype', choices=sorted(AMP_DTYPES),
+                        default='bf16', help='the autocast dtype of --amp')
     parser.add_argument('--also-fp32', action='store_true',
                         help='with --amp, also measure CONFIG in float32 and '
                         'report the output difference')
+    parser.add_argument('--compare-fp32', action='store_true',
+                        help='with --amp, keep the compared rows in float32')
+    parser.add_argument('--also-plain', action='store_true',
+                        help="also measure CONFIG with mmitpn's fast paths "
+                        'off (--accel off), the row before it')
     parser.add_argument('--compare', nargs='+', default=[],
-                        help='models to run beside CONFIG (float32): '
-                        'timm:NAME or config:PATH; the first is the baseline '
-                        'of the ratios')
+                        help='models to run beside CONFIG: timm:NAME or '
+                        'config:PATH; the first is the baseline of the '
+                        'ratios')
+    parser.add_argument('--peak-tflops', type=float,
+                        help="the device's peak TFLOP/s for MFU (default: "
+                        'the dense 16-bit tensor-core peak of known GPUs '
+                        'for --amp rows)')
+    parser.add_argument('--json-out', help='write the rows to this file')
     parser.add_argument('--compare-cfg-options', nargs='+', default=[],
                         help='KEY=VALUE overrides for compared configs')
     parser.add_argument('--cfg-options', nargs='+', default=[],
@@ -280,11 +312,12 @@ def explain_graph_breaks(fn, *args):
 class _Runner:
     """One model's forward (and training step) on a fixed input."""
 
-    def __init__(self, spec, args, amp):
+    def __init__(self, spec, args, amp, accel=None):
         from mmengine.registry import (MODELS, DefaultScope,
                                        init_default_scope)
         self.device = torch.device(args.device)
         self.amp = amp
+        self.amp_dtype = AMP_DTYPES[args.amp_dtype]
         kind, name = spec.split(':', 1)
         cfg = None
         if kind == 'timm':
@@ -302,12 +335,6 @@ class _Runner:
             raise SystemExit(f'unknown model spec {spec!r}: use timm:NAME '
                              'or config:PATH')
         self.model.to(self.device)
-        accelerate(self.model, args.accel)
-        if args.compile == 'modules':
-            modules = ([self.model] if self.scope == 'timm' else
-                       list(self.model.children()))
-            for module in modules:
-                module.compile()
         height, width = (args.shape * 2)[:2]
         gen = torch.Generator().manual_seed(0)
         self.inputs = torch.randn(args.batch_size, 3, height, width,
@@ -320,9 +347,6 @@ class _Runner:
                                        None) == 'ema'
             if self.ema_teacher:
                 self.model.init_teacher()
-            self.optim_wrapper = _build_optim_wrapper(self.model, cfg,
-                                                      self.scope)
-            self.optimizer_name = _describe_optimizer(self.optim_wrapper)
             if self.scope == 'timm':
                 self.targets = torch.arange(args.batch_size).to(self.device)
             else:
@@ -330,6 +354,20 @@ class _Runner:
                                                 args.batch_size)
         else:
             self.model.eval()
+        # Counted on the plain model: the fast paths' kernels are not all
+        # known to the counter.
+        self.flops_per_image = self._count_flops()
+        accelerate(self.model, args.accel if accel is None else accel)
+        if args.compile == 'modules':
+            modules = ([self.model] if self.scope == 'timm' else
+                       list(self.model.children()))
+            for module in modules:
+                module.compile()
+        if self.train:
+            self.optim_wrapper = _build_optim_wrapper(self.model, cfg,
+                                                      self.scope)
+            self.optimizer_name = _describe_optimizer(self.optim_wrapper)
+        # After the swaps: a bound method would keep the plain class's.
         self.plain_measured = self._measured_function()
         self.measured = self.plain_measured
         if args.compile == 'fullgraph':
@@ -349,12 +387,34 @@ class _Runner:
             return self.model.loss
         return functools.partial(self.model, mode='tensor')
 
-    def measured_args(self):
-        return (self.inputs, self.targets) if self.train else (self.inputs, )
+    def measured_args(self, batch=None):
+        inputs = self.inputs[:batch]
+        return (inputs, self.targets[:batch]) if self.train else (inputs, )
+
+    def _count_flops(self, batch=2):
+        """FLOPs of one image's forward (and backward in training), as
+        ``FlopCounterMode`` counts them, on ``batch`` images in float32."""
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.utils.flop_counter import FlopCounterMode
+        batch = min(batch, self.inputs.shape[0])
+        measured = self._measured_function()
+        counter = FlopCounterMode(display=False)
+        # Attention as matrix products: the counter knows no fused CPU
+        # attention kernel.
+        with counter, sdpa_kernel(SDPBackend.MATH):
+            if self.train:
+                loss = measured(*self.measured_args(batch))
+                if isinstance(loss, dict):
+                    loss, _ = self.model.parse_losses(loss)
+                loss.backward()
+            else:
+                with torch.no_grad():
+                    measured(*self.measured_args(batch))
+        self.model.zero_grad(set_to_none=True)
+        return counter.get_total_flops() / batch
 
     def _autocast(self):
-        dtype = torch.bfloat16 if self.device.type == 'cpu' else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype,
+        return torch.autocast(self.device.type, dtype=self.amp_dtype,
                               enabled=self.amp)
 
     def forward(self):
@@ -395,7 +455,7 @@ class _Worker:
     ``finish`` (peak memory, parameters, the bfloat16 output error).
     """
 
-    def __init__(self, spec, args, amp):
+    def __init__(self, spec, args, amp, accel=None):
         apply_compat_patches()
         if not args.default_malloc:
             keep_freed_memory()
@@ -407,7 +467,7 @@ class _Worker:
             from torch._inductor import config as inductor_config
             inductor_config.cpp.enable_kernel_profile = True
         self.args = args
-        self.runner = _Runner(spec, args, amp)
+        self.runner = _Runner(spec, args, amp, accel)
         # Memory is what the steps add to the built model and its input
         # (activations, gradients, optimizer state), so imports don't count.
         self.base_rss = _rss_bytes()
@@ -418,7 +478,14 @@ class _Worker:
         self.runner.sync()
         if self.runner.device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats()
+        self._release_cached_memory()
         return {}
+
+    def _release_cached_memory(self):
+        # The workers take turns on one GPU: the cache of a waiting one
+        # must not crowd out the one that runs.
+        if self.runner.device.type == 'cuda':
+            torch.cuda.empty_cache()
 
     def run(self):
         start = time.perf_counter()
@@ -426,6 +493,7 @@ class _Worker:
             self.runner.step()
         self.runner.sync()
         elapsed = time.perf_counter() - start
+        self._release_cached_memory()
         return dict(images_per_s=self.args.iters * self.args.batch_size /
                     elapsed)
 
@@ -439,7 +507,10 @@ class _Worker:
         result = dict(
             peak_mib=max(peak, 0) / MIB,
             params_m=sum(p.numel() for p in runner.model.parameters()) / 1e6,
-            optimizer=runner.optimizer_name)
+            optimizer=runner.optimizer_name,
+            gflops_per_image=runner.flops_per_image / 1e9,
+            device_name=(torch.cuda.get_device_name(runner.device)
+                         if runner.device.type == 'cuda' else 'cpu'))
         if runner.amp and not runner.train:
             with torch.no_grad():
                 low = runner.forward()
@@ -480,15 +551,19 @@ def _first_tensor(out):
     return out
 
 
+class Job(collections.namedtuple('Job', 'spec amp accel')):
+    """A row: the model, whether under autocast, mmitpn's fast paths."""
+
+
 class _WorkerProcess:
     """A model's worker subprocess, driven one command at a time."""
 
-    def __init__(self, spec, args, amp):
-        self.spec, self.amp = spec, amp
+    def __init__(self, job, args):
+        self.job = job
         cmd = [sys.executable, os.path.abspath(__file__), args.config,
-               '--worker', json.dumps(dict(spec=spec, amp=amp))]
+               '--worker', json.dumps(job._asdict())]
         for flag in ('mode', 'batch_size', 'threads', 'device', 'iters',
-                     'warmup', 'accel'):
+                     'warmup', 'amp_dtype'):
             cmd += [f'--{flag.replace("_", "-")}', str(getattr(args, flag))]
         cmd += ['--shape'] + [str(s) for s in args.shape]
         if args.compile:
@@ -501,9 +576,11 @@ class _WorkerProcess:
                 cmd += [f'--{flag.replace("_", "-")}'] + getattr(args, flag)
         # A file, not a pipe: a chatty worker must not block on a full pipe.
         self.log = tempfile.TemporaryFile('w+')
+        # The row's resolved switch, not the environment's, decides there.
+        env = {k: v for k, v in os.environ.items() if k != ACCEL_ENV_VAR}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
+                                     stderr=self.log, text=True, env=env)
         self._reply()  # built
 
     def _reply(self):
@@ -512,7 +589,7 @@ class _WorkerProcess:
             self.proc.kill()
             self.log.seek(0)
             sys.stderr.write(self.log.read()[-4000:])
-            raise SystemExit(f'benchmark of {self.spec} failed')
+            raise SystemExit(f'benchmark of {self.job.spec} failed')
         return json.loads(line)
 
     def ask(self, command):
@@ -525,11 +602,11 @@ class _WorkerProcess:
 
 
 def measure_all(jobs, args):
-    """Measure ``(spec, amp)`` jobs in turn; one result dict per job."""
+    """Measure the :class:`Job` rows in turn; one result dict per job."""
     workers = []
     try:
-        for spec, amp in jobs:
-            workers.append(_WorkerProcess(spec, args, amp))
+        for job in jobs:
+            workers.append(_WorkerProcess(job, args))
         for worker in workers:
             worker.ask('warmup')
         rounds = [[worker.ask('run')['images_per_s'] for worker in workers]
@@ -539,7 +616,7 @@ def measure_all(jobs, args):
             per_round = [r[i] for r in rounds]
             ratios = [r[i] / r[0] for r in rounds]
             results.append(
-                dict(spec=worker.spec, amp=worker.amp, mode=args.mode,
+                dict(**worker.job._asdict(), mode=args.mode,
                      images_per_s=statistics.median(per_round),
                      images_per_s_rounds=per_round,
                      ratio=statistics.median(ratios), ratio_min=min(ratios),
@@ -577,6 +654,35 @@ def _print_graph_breaks(report, mode):
         print(f'      {reason}')
 
 
+def peak_tflops(args, res):
+    """The peak TFLOP/s that a row's MFU is taken against, with its source,
+    or ``(None, None)``."""
+    if args.peak_tflops:
+        return args.peak_tflops, '--peak-tflops'
+    if not res['amp'] or args.device == 'cpu':
+        return None, None
+    for part, peak in GPU_PEAK_TFLOPS_16BIT:
+        if part in res['device_name']:
+            return peak, f'{res["device_name"]} dense 16-bit'
+    return None, None
+
+
+def _precision(args, res):
+    return args.amp_dtype if res['amp'] else 'fp32'
+
+
+def _print_compute(args, res):
+    achieved = res['gflops_per_image'] * res['images_per_s'] / 1e3
+    line = (f'    compute: {res["gflops_per_image"]:.2f} GFLOP per image '
+            f'({"forward+backward" if args.mode == "train" else "forward"})'
+            f', {achieved:.3g} TFLOP/s')
+    peak, source = peak_tflops(args, res)
+    if peak:
+        res['mfu'] = achieved / peak
+        line += f', MFU {100 * res["mfu"]:.1f} % of {peak:g} ({source})'
+    print(line)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
@@ -585,15 +691,22 @@ def main(argv=None):
         # goes to stderr.
         replies = os.fdopen(os.dup(sys.stdout.fileno()), 'w')
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-        _Worker(job['spec'], args, job['amp']).serve(replies=replies)
+        _Worker(job['spec'], args, job['amp'],
+                job['accel']).serve(replies=replies)
         return
-    # Resolved once (MMITPN_ACCEL wins), so that the header says what ran.
+    # Resolved once (MMITPN_ACCEL wins), so that the header says what ran;
+    # every row gets 'on' or 'off'.
     args.accel = accel_mode(args.accel)
+    fast = 'on' if fast_paths_enabled(
+        torch.device(args.device).type, args.accel) else 'off'
     main_spec = f'config:{args.config}'
-    jobs = [(spec, False) for spec in args.compare]
+    compared_amp = args.amp and not args.compare_fp32
+    jobs = [Job(spec, compared_amp, fast) for spec in args.compare]
     if args.amp and args.also_fp32:
-        jobs.append((main_spec, False))
-    jobs.append((main_spec, args.amp))
+        jobs.append(Job(main_spec, False, fast))
+    if args.also_plain:
+        jobs.append(Job(main_spec, args.amp, 'off'))
+    jobs.append(Job(main_spec, args.amp, fast))
     results = measure_all(jobs, args)
 
     height, width = (args.shape * 2)[:2]
@@ -604,19 +717,19 @@ def main(argv=None):
           + (', glibc malloc defaults' if args.default_malloc else '')
           + f', mmitpn accel {args.accel}')
     base = results[0]
-    print(f'{"model":60s} {"prec":5s} {"params":>8s} {"img/s":>8s} '
-          f'{"ratio":>6s} {"(range)":>13s} {"peak MiB":>9s} '
+    print(f'{"model":60s} {"prec":5s} {"accel":5s} {"params":>8s} '
+          f'{"img/s":>8s} {"ratio":>6s} {"(range)":>13s} {"peak MiB":>9s} '
           f'{"mem ratio":>9s}')
     for res in results:
-        prec = ('bf16' if args.device == 'cpu' else 'fp16') if res['amp'] \
-            else 'fp32'
         spread = f'({res["ratio_min"]:.2f}-{res["ratio_max"]:.2f})'
-        print(f'{res["spec"][-60:]:60s} {prec:5s} {res["params_m"]:7.2f}M '
+        print(f'{res["spec"][-60:]:60s} {_precision(args, res):5s} '
+              f'{res["accel"]:5s} {res["params_m"]:7.2f}M '
               f'{res["images_per_s"]:8.2f} {res["ratio"]:5.2f}x '
               f'{spread:>13s} {res["peak_mib"]:9.1f} '
               f'{res["peak_mib"] / max(base["peak_mib"], 1e-9):8.2f}x')
         if res['optimizer']:
             print(f'    optimizer: {res["optimizer"]}')
+        _print_compute(args, res)
         if 'max_abs_diff_vs_fp32' in res:
             print(f'    output max |amp - fp32| = '
                   f'{res["max_abs_diff_vs_fp32"]:.4g} (fp32 max |out| = '
@@ -626,8 +739,15 @@ def main(argv=None):
         if 'graph_breaks' in res:
             _print_graph_breaks(res['graph_breaks'], args.mode)
     print(f'ratios are relative to: {base["spec"]} '
-          f'({"amp" if base["amp"] else "fp32"}); img/s and ratios are '
+          f'({_precision(args, base)}); img/s and ratios are '
           f'medians over rounds, (range) the ratio\'s spread')
+    if args.json_out:
+        with open(args.json_out, 'w') as f:
+            json.dump(dict(settings=dict(
+                mode=args.mode, batch_size=args.batch_size,
+                shape=[height, width], device=args.device,
+                amp_dtype=args.amp_dtype if args.amp else None,
+                compile=args.compile), rows=results), f, indent=1)
 
 
 if __name__ == '__main__':

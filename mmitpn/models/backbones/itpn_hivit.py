@@ -17,7 +17,8 @@ from mmengine.model import BaseModule
 from torch.utils.checkpoint import checkpoint
 
 from mmitpn.registry import MODELS
-from ..utils.blocks import AttentionBlock, CMLPBlock, PatchMerge
+from ..utils.blocks import (AttentionBlock, CMLPBlock, PatchMerge,
+                           dropout_or_identity)
 from ..utils.checkpoint_loading import PretrainedCheckedModule, count_blocks
 from ..utils.layout import nchw_to_tokens, tokens_to_nchw
 from ..utils.masking import gather_patches
@@ -257,7 +258,7 @@ class iTPNHiViT(PretrainedCheckedModule):
             nn.init.trunc_normal_(self.pos_embed, std=.02)
         else:
             self.pos_embed = None
-        self.pos_drop = nn.Dropout(drop_rate)
+        self.pos_drop = dropout_or_identity(drop_rate)
         self.blocks = nn.ModuleList(
             AttentionBlock(
                 C, self.num_heads, arch['mlp_ratio'], qkv_bias, norm_eps,

@@ -70,6 +70,12 @@ def drop_path_or_identity(drop_prob: float) -> nn.Module:
     return DropPath(drop_prob) if drop_prob > 0 else nn.Identity()
 
 
+def dropout_or_identity(drop_prob: float) -> nn.Module:
+    # A switched-off dropout is no operator at all (an nn.Dropout(0) is
+    # still dispatched, about 200 times per iTPN-B training step).
+    return nn.Dropout(drop_prob) if drop_prob > 0 else nn.Identity()
+
+
 def layer_scale_or_identity(dim: int, init_value: float) -> nn.Module:
     return LayerScale(dim, init_value) if init_value > 0 else nn.Identity()
 
@@ -115,7 +121,7 @@ class Mlp(nn.Module):
         self.fc1 = nn.Linear(in_features, hidden_features)
         self.act = act_layer()
         self.fc2 = nn.Linear(hidden_features, out_features or in_features)
-        self.drop = nn.Dropout(drop)
+        self.drop = dropout_or_identity(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.drop(self.act(self.fc1(x)))
@@ -192,7 +198,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
+        self.proj_drop = dropout_or_identity(proj_drop)
         if rel_pos_grid is not None:
             self.rel_pos_grid = tuple(int(s) for s in rel_pos_grid)
             rows, cols = self.rel_pos_grid

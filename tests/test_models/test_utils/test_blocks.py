@@ -192,6 +192,16 @@ def test_switched_off_layer_scale_and_drop_path_are_identities():
     assert isinstance(CMLPBlock(8).ls, torch.nn.Identity)
 
 
+def test_switched_off_dropouts_are_identities():
+    from mmitpn.models import iTPNHiViT
+    off = iTPNHiViT(arch='nano', img_size=28, patch_size=4)
+    dropouts = [m for m in off.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts == [] and isinstance(off.pos_drop, torch.nn.Identity)
+    on = AttentionBlock(16, 2, proj_drop=0.1)
+    assert on.attn.proj_drop.p == 0.1 and on.mlp.drop.p == 0.1
+    assert isinstance(AttentionBlock(16, 2).mlp.drop, torch.nn.Identity)
+
+
 def test_layer_scales_load_and_save_under_their_flat_keys():
     torch.manual_seed(0)
     src = AttentionBlock(16, 2, layer_scale_init_value=0.1)
