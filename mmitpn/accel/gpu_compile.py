@@ -14,38 +14,39 @@ What is compiled, each time the outermost mmitpn module only:
 
 - mmitpn's pre-training algorithm (:class:`~mmitpn.models.iTPN`): ``loss``
   (forward and loss, teacher included) and ``extract_feat``;
-- mmitpn's backbone and pyramid inside another codebase's model (mmpretrain
-  classifiers, mmdet detectors, mmseg segmentors): their ``forward``.
+- mmitpn's backbone and pyramid inside mmpretrain classifiers and mmseg
+  segmentors (fixed 512x512 crops in training and sliding-window tests):
+  their ``forward``.
+
+mmdet detectors stay eager: their batches change shape from one to the
+next, and each new shape compiles again, because the position tables are
+resized with the official scale factors, which fix the grid in the graph.
 
 The models stay plain PyTorch: :func:`mmitpn.accel.accelerate` swaps a
 module's class for one of the subclasses here (same parameters, buffers
-and keys) and back. The module keeps its compile options (a deep copy keeps them
-too); its compiled function is made at its first call and kept beside the
-module, not in it, so a deep copy (mmengine's EMA hooks copy models)
-compiles its own instead of running the original's weights.
+and keys) and back. The module keeps its compile options; the compiled
+functions are the plain classes' methods, compiled once per options and
+called with the module, so a deep copy (mmengine's EMA hooks copy models)
+runs its own weights, and each method has its own compile cache (its own
+recompilation budget for new input shapes).
 """
 import functools
 import sys
-import weakref
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 
 from mmitpn.models.backbones.itpn_hivit import iTPNHiViT
 from mmitpn.models.necks.itpn_pyramid import iTPNPyramid
 
-# Shapes are fixed in pre-training and classification: CUDA graphs replay
-# the compiled graph. Detection and segmentation batches vary in size, and
-# a CUDA graph per shape would hold memory for each: compiled only.
-FIXED_SHAPE_OPTIONS = dict(mode='reduce-overhead', dynamic=False)
-VARYING_SHAPE_OPTIONS = dict(mode=None, dynamic=None)
-# Hosts whose inputs change shape between batches.
-VARYING_SHAPE_HOSTS = ('mmdet.', 'mmseg.')
+# Input shapes are fixed, so CUDA graphs replay the compiled graph.
+COMPILE_OPTIONS = dict(mode='reduce-overhead', dynamic=False)
+# Hosts whose batches change shape (see the module doc).
+EAGER_HOSTS = ('mmdet.', )
 
 OPTIONS_ATTR = '_mmitpn_compile_options'
-_compiled: 'weakref.WeakKeyDictionary[nn.Module, Dict[str, Callable]]' = \
-    weakref.WeakKeyDictionary()
 
 
 def compile_options(module: nn.Module) -> dict:
@@ -53,26 +54,32 @@ def compile_options(module: nn.Module) -> dict:
     return dict(getattr(module, OPTIONS_ATTR))
 
 
-def _compiled_method(module: nn.Module, plain_cls: type, name: str):
-    per_module = _compiled.setdefault(module, {})
-    if name not in per_module:
-        method = functools.partial(getattr(plain_cls, name), module)
-        per_module[name] = torch.compile(method, **compile_options(module))
-    return per_module[name]
+@functools.lru_cache(maxsize=None)
+def _compiled_function(plain_cls: type, name: str, options: tuple):
+    return torch.compile(getattr(plain_cls, name), **dict(options))
+
+
+def _run_compiled(module: nn.Module, plain_cls: type, name: str, *args,
+                  **kwargs):
+    """``plain_cls.<name>(module, *args, **kwargs)``, compiled with the
+    module's options."""
+    options = tuple(sorted(compile_options(module).items()))
+    return _compiled_function(plain_cls, name, options)(module, *args,
+                                                        **kwargs)
 
 
 class CompiledHiViT(iTPNHiViT):
     """:class:`iTPNHiViT` whose ``forward`` runs compiled."""
 
     def forward(self, x):
-        return _compiled_method(self, iTPNHiViT, 'forward')(x)
+        return _run_compiled(self, iTPNHiViT, 'forward', x)
 
 
 class CompiledPyramid(iTPNPyramid):
     """:class:`iTPNPyramid` whose ``forward`` runs compiled."""
 
     def forward(self, *args, **kwargs):
-        return _compiled_method(self, iTPNPyramid, 'forward')(*args, **kwargs)
+        return _run_compiled(self, iTPNPyramid, 'forward', *args, **kwargs)
 
 
 def _compiled_itpn_class(itpn_cls: type) -> type:
@@ -86,10 +93,10 @@ def _compiled_itpn_class(itpn_cls: type) -> type:
         def loss(self, inputs, data_samples=None):
             # The data samples carry nothing the loss reads; they stay out
             # of the graph's guards.
-            return _compiled_method(self, itpn_cls, 'loss')(inputs)
+            return _run_compiled(self, itpn_cls, 'loss', inputs)
 
         def extract_feat(self, inputs):
-            return _compiled_method(self, itpn_cls, 'extract_feat')(inputs)
+            return _run_compiled(self, itpn_cls, 'extract_feat', inputs)
 
     CompiledITPN.__module__ = __name__
     return CompiledITPN
@@ -133,18 +140,21 @@ def swap_compiled(model: nn.Module, enabled: bool,
     """Swap the compiled subclasses into ``model`` (``enabled``) or back.
 
     Args:
-        options: ``torch.compile`` options; by default
-            :data:`FIXED_SHAPE_OPTIONS`, or :data:`VARYING_SHAPE_OPTIONS`
-            for mmdet and mmseg models.
+        options: ``torch.compile`` options (default
+            :data:`COMPILE_OPTIONS`).
 
     Returns:
-        dict: ``{'PlainClass -> CompiledClass': count}``.
+        dict: ``{'PlainClass -> CompiledClass': count}``; empty for mmdet
+        models, which stay eager (logged).
     """
     swaps = gpu_swaps()
-    if options is None:
-        host = type(_host_module(model)).__module__
-        options = (VARYING_SHAPE_OPTIONS if host.startswith(
-            VARYING_SHAPE_HOSTS) else FIXED_SHAPE_OPTIONS)
+    host = type(_host_module(model)).__module__
+    if enabled and host.startswith(EAGER_HOSTS):
+        print_log(
+            'mmitpn accel: detectors stay eager on GPUs: their batches '
+            'change shape, and each new shape would compile again',
+            logger='current')
+        enabled = False
     counts: Dict[str, int] = {}
     if enabled:
         targets = [(m, swaps[type(m)])
@@ -157,9 +167,8 @@ def swap_compiled(model: nn.Module, enabled: bool,
     for module, target in targets:
         name = f'{type(module).__name__} -> {target.__name__}'
         module.__class__ = target
-        _compiled.pop(module, None)
         if enabled:
-            setattr(module, OPTIONS_ATTR, dict(options))
+            setattr(module, OPTIONS_ATTR, dict(options or COMPILE_OPTIONS))
         else:
             module.__dict__.pop(OPTIONS_ATTR, None)
         counts[name] = counts.get(name, 0) + 1

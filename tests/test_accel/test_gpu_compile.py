@@ -13,8 +13,7 @@ from torch._inductor import config as inductor_config
 from tiny_models import TINY_HIVIT, tiny_ema_pretrain_cfg
 
 from mmitpn.accel import accelerate
-from mmitpn.accel.gpu_compile import (FIXED_SHAPE_OPTIONS,
-                                      VARYING_SHAPE_OPTIONS, CompiledHiViT,
+from mmitpn.accel.gpu_compile import (COMPILE_OPTIONS, CompiledHiViT,
                                       CompiledPyramid, compile_options,
                                       swap_compiled)
 from mmitpn.models import iTPNHiViT, iTPNPyramid
@@ -52,7 +51,7 @@ def test_the_outermost_mmitpn_modules_are_swapped_and_back():
     # The algorithm's compiled loss holds its backbone and pyramid.
     assert type(model.backbone) is iTPNHiViT
     assert type(model.neck) is iTPNPyramid
-    assert compile_options(model) == FIXED_SHAPE_OPTIONS
+    assert compile_options(model) == COMPILE_OPTIONS
     after = model.state_dict(keep_vars=True)
     assert list(after) == list(before)
     assert all(after[k] is before[k] for k in before)
@@ -69,21 +68,33 @@ def test_the_outermost_mmitpn_modules_are_swapped_and_back():
     assert isinstance(parts.neck, CompiledPyramid)
 
 
-def test_detection_and_segmentation_hosts_get_no_cuda_graphs():
-    # Their batches change shape: a CUDA graph per shape would hold memory
-    # for each, so they are compiled with dynamic shapes instead.
-    for host, options in (('mmdet.models.detectors.mask_rcnn',
-                           VARYING_SHAPE_OPTIONS),
-                          ('mmseg.models.segmentors.encoder_decoder',
-                           VARYING_SHAPE_OPTIONS),
-                          ('mmpretrain.models.classifiers.image',
-                           FIXED_SHAPE_OPTIONS)):
+def test_detectors_stay_eager():
+    # Their batches change shape, and every new grid compiles again.
+    for host, compiled in (('mmdet.models.detectors.mask_rcnn', False),
+                           ('mmseg.models.segmentors.encoder_decoder', True),
+                           ('mmpretrain.models.classifiers.image', True)):
         host_cls = type('Host', (nn.Module, ), {'__module__': host})
         model = host_cls()
         model.backbone = tiny_backbone()
-        swap_compiled(model, True)
-        assert compile_options(model.backbone) == options, host
-    assert FIXED_SHAPE_OPTIONS['mode'] == 'reduce-overhead'
+        assert bool(swap_compiled(model, True)) == compiled, host
+        assert isinstance(model.backbone, CompiledHiViT) == compiled
+    assert COMPILE_OPTIONS == dict(mode='reduce-overhead', dynamic=False)
+
+
+def test_each_method_has_its_own_compile_cache():
+    # One compiled function for every method would share dynamo's
+    # recompilation budget (8 entries) between backbone and pyramid.
+    parts = nn.ModuleDict(dict(
+        backbone=tiny_backbone(),
+        neck=iTPNPyramid(in_channels=(16, 32, 64), out_channels=32))).eval()
+    swap_compiled(parts, True, options=EAGER)
+    with torch.no_grad():
+        parts.neck(parts.backbone(torch.randn(1, 3, 32, 32)))
+    codes = {iTPNHiViT.forward.__code__, iTPNPyramid.forward.__code__}
+    compiled_codes = {
+        code for code in codes
+        if torch._dynamo.eval_frame._debug_get_cache_entry_list(code)}
+    assert compiled_codes == codes
 
 
 def test_accelerate_compiles_only_models_on_a_gpu():
@@ -93,7 +104,7 @@ def test_accelerate_compiles_only_models_on_a_gpu():
     assert not any('Compiled' in name for name in counts)
 
 
-def test_a_copy_compiles_its_own_forward():
+def test_a_copy_runs_its_own_weights():
     # mmengine's EMA hooks deep-copy models: the copy must run its own
     # weights, not the original's compiled function.
     backbone = tiny_backbone().eval()
