@@ -60,8 +60,11 @@ def describe_stopped_ranks() -> Optional[str]:
     behind = sorted(r for r, (done, _) in beats.items() if done < latest)
     silent = [r for r in range(dist.get_world_size()) if r not in beats]
     if not behind and not silent:
-        # All at the same iteration: the one heard from longest ago.
-        behind = [min(beats, key=lambda r: beats[r][1])]
+        # All at the same iteration: the one heard from longest ago among
+        # the others (this rank, which is reporting, is alive; the one
+        # stopped may have written its heartbeat last before it stopped).
+        others = [r for r in beats if r != dist.get_rank()] or list(beats)
+        behind = [min(others, key=lambda r: beats[r][1])]
     parts = [
         f'rank {r} last finished iteration {beats[r][0]}, '
         f'{now - beats[r][1]:.0f} s ago' for r in behind
