@@ -122,7 +122,7 @@ def _host_module(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
 
-def outermost(model: nn.Module, classes) -> list:
+def _outermost(model: nn.Module, classes) -> list:
     """The modules of ``model`` of one of ``classes`` that are not inside
     another such module (a compiled algorithm compiles its backbone too)."""
     found, inside = [], set()
@@ -158,7 +158,7 @@ def swap_compiled(model: nn.Module, enabled: bool,
     counts: Dict[str, int] = {}
     if enabled:
         targets = [(m, swaps[type(m)])
-                   for m in outermost(model, list(swaps))
+                   for m in _outermost(model, list(swaps))
                    if type(m) in swaps]
     else:
         back = {fast: plain for plain, fast in swaps.items()}

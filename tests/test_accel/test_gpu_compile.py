@@ -179,10 +179,26 @@ def check_bf16_training_parity(device):
     return vs_eager
 
 
+def tiny_classifier():
+    """An mmpretrain ImageClassifier around a tiny iTPN backbone, in the
+    fine-tuning configs' layout."""
+    from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+    return MMPRETRAIN_MODELS.build(
+        dict(type='ImageClassifier',
+             backbone=dict(type='mmitpn.iTPNHiViT', arch=TINY_HIVIT,
+                           img_size=32, patch_size=8, use_rel_pos_bias=True,
+                           out_indices=(2, )),
+             neck=dict(type='mmitpn.GlobalAvgPoolNorm', in_channels=64),
+             head=dict(type='LinearClsHead', num_classes=10,
+                       in_channels=64)))
+
+
 def check_inference_parity(device):
-    """Backbone + pyramid inference, compiled against eager (float32)."""
+    """Classifier logits and backbone + pyramid features, compiled against
+    eager (float32)."""
     torch.manual_seed(0)
     plain = nn.ModuleDict(dict(
+        classifier=tiny_classifier(),
         backbone=tiny_backbone(use_rel_pos_bias=True,
                                layer_scale_init_value=0.1),
         neck=iTPNPyramid(in_channels=(16, 32, 64), out_channels=32,
@@ -192,13 +208,16 @@ def check_inference_parity(device):
         accelerate(fast, 'on')
     else:
         swap_compiled(fast, True)
+    assert isinstance(fast.classifier.backbone, CompiledHiViT)
     assert isinstance(fast.backbone, CompiledHiViT)
     x = torch.randn(2, 3, 32, 32, device=device)
     with torch.no_grad():
-        ref = plain.neck(plain.backbone(x))
+        ref = [plain.classifier(x, mode='tensor')]
+        ref += plain.neck(plain.backbone(x))
         for _ in range(3):  # CUDA graphs warm up, record, replay
-            out = fast.neck(fast.backbone(x))
-    assert len(out) == 4
+            out = [fast.classifier(x, mode='tensor')]
+            out += fast.neck(fast.backbone(x))
+    assert out[0].shape == (2, 10) and len(out) == 1 + 4
     for r, o in zip(ref, out):
         torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5)
 

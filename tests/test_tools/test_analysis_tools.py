@@ -215,3 +215,10 @@ def test_mfu_peaks_of_known_gpus():
     assert benchmark.peak_tflops(args, dict(row, amp=False)) == (None, None)
     assert benchmark.peak_tflops(
         args, dict(row, device_name='Some GPU')) == (None, None)
+
+
+def test_benchmark_refuses_two_compilers_on_a_gpu(monkeypatch):
+    monkeypatch.delenv('MMITPN_ACCEL', raising=False)
+    with pytest.raises(SystemExit, match='would both compile'):
+        benchmark.main([TINY_CLS, '--device', 'cuda', '--accel', 'on',
+                        '--compile'])

@@ -699,6 +699,10 @@ def main(argv=None):
     args.accel = accel_mode(args.accel)
     fast = 'on' if fast_paths_enabled(
         torch.device(args.device).type, args.accel) else 'off'
+    if args.compile and fast == 'on' and args.device.startswith('cuda'):
+        raise SystemExit(
+            "--compile and mmitpn's GPU fast path (--accel on) would both "
+            'compile the models; use one (--accel off with --compile)')
     main_spec = f'config:{args.config}'
     compared_amp = args.amp and not args.compare_fp32
     jobs = [Job(spec, compared_amp, fast) for spec in args.compare]
