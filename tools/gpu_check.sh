@@ -234,13 +234,13 @@ EOF
 
 # The speed rows of issue #21: bf16 autocast on every row, mmitpn's fast
 # paths on (the compiled step on a GPU) and, beside them, the plain path.
-BENCH=("$ROOT/tools/analysis_tools/benchmark.py")
+BENCH="$ROOT/tools/analysis_tools/benchmark.py"
 BENCH_ROWS=(--device "$DEVICE" --amp --amp-dtype bf16 --accel on --also-plain --rounds $ROUNDS --iters 2)
 benchmark_train() {
     local batch
     for batch in $TRAIN_BATCHES; do
         rm -f "$OUT/benchmark_train_b$batch.json"
-        "$PYTHON" "${BENCH[@]}" "$ROOT/configs/pretrain/itpn-pixel-mfm_hivit-base-p16_8xb512-amp-coslr-400e_in1k.py" \
+        "$PYTHON" "$BENCH" "$ROOT/configs/pretrain/itpn-pixel-mfm_hivit-base-p16_8xb512-amp-coslr-400e_in1k.py" \
             --mode train --batch-size "$batch" "${BENCH_ROWS[@]}" \
             --compare "config:mmpretrain::itpn/itpn-pixel_hivit-base-p16_8xb512-amp-coslr-800e_in1k.py" \
             "config:$ROOT/configs/pretrain/itpn-pixel_hivit-base-p16_8xb512-amp-coslr-800e_in1k.py" \
@@ -251,7 +251,7 @@ benchmark_train() {
 
 benchmark_infer() {
     rm -f "$OUT/benchmark_infer.json"
-    "$PYTHON" "${BENCH[@]}" "$ROOT/configs/cls/itpn-pixel_hivit-base-p16_32xb32-coslr-100e_in1k.py" \
+    "$PYTHON" "$BENCH" "$ROOT/configs/cls/itpn-pixel_hivit-base-p16_32xb32-coslr-100e_in1k.py" \
         --mode infer --batch-size "$INFER_BATCH" "${BENCH_ROWS[@]}" --compare timm:vit_base_patch16_224 \
         --json-out "$OUT/benchmark_infer.json"
 }

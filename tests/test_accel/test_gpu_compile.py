@@ -125,6 +125,15 @@ def test_a_copy_runs_its_own_weights():
         assert not torch.allclose(a, r)
 
 
+def apply_fast_path(model, device):
+    """The GPU fast path: through the switch on a GPU; on the CPU, where the
+    switch gives the CPU fast paths, swapped in directly."""
+    if device == 'cuda':
+        accelerate(model, 'on')
+    else:
+        swap_compiled(model, True)
+
+
 def _loss_and_grads(model, x, dtype, steps=1):
     # CUDA graphs: the first step warms up, the second records, the third
     # replays.
@@ -154,9 +163,7 @@ def check_bf16_training_parity(device):
     float32 as eager bfloat16 is."""
     plain = ema_model(device)
     fast = copy.deepcopy(plain)
-    accelerate_or_swap = (accelerate if device == 'cuda' else
-                          lambda m, s: swap_compiled(m, True))
-    accelerate_or_swap(fast, 'on')
+    apply_fast_path(fast, device)
     assert type(fast).__name__ == 'CompiledITPN'
     x = torch.randn(2, 3, 32, 32, device=device)
     # Inductor draws the masking noise from torch's generator, as eager.
@@ -204,10 +211,7 @@ def check_inference_parity(device):
         neck=iTPNPyramid(in_channels=(16, 32, 64), out_channels=32,
                          num_outs=4))).to(device).eval()
     fast = copy.deepcopy(plain)
-    if device == 'cuda':
-        accelerate(fast, 'on')
-    else:
-        swap_compiled(fast, True)
+    apply_fast_path(fast, device)
     assert isinstance(fast.classifier.backbone, CompiledHiViT)
     assert isinstance(fast.backbone, CompiledHiViT)
     x = torch.randn(2, 3, 32, 32, device=device)

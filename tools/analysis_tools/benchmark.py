@@ -404,9 +404,7 @@ class _Runner:
         with counter, sdpa_kernel(SDPBackend.MATH):
             if self.train:
                 loss = measured(*self.measured_args(batch))
-                if isinstance(loss, dict):
-                    loss, _ = self.model.parse_losses(loss)
-                loss.backward()
+                self._total_loss(loss).backward()
             else:
                 with torch.no_grad():
                     measured(*self.measured_args(batch))
@@ -421,12 +419,16 @@ class _Runner:
         with self._autocast():
             return self.measured(self.inputs)
 
+    def _total_loss(self, loss):
+        """The loss tensor, or the sum of the model's dict of loss terms."""
+        if isinstance(loss, dict):
+            loss, _ = self.model.parse_losses(loss)
+        return loss
+
     def train_step(self):
         with self._autocast():
             loss = self.measured(*self.measured_args())
-        if isinstance(loss, dict):
-            loss, _ = self.model.parse_losses(loss)
-        self.optim_wrapper.update_params(loss)
+        self.optim_wrapper.update_params(self._total_loss(loss))
         if self.ema_teacher:
             self.model.update_teacher()
 
